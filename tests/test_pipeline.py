@@ -1,0 +1,81 @@
+"""`dvc repro` on a copy of this repository, pointed at a small image-folder dataset."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tests import builders
+from tests.conftest import ROOT
+
+PIPELINE_FILES = ["dvc.yaml", "params.yaml", "stages", ".dvc/config", ".dvcignore"]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git + DVC repository holding this project's pipeline and a tiny dataset."""
+    repo = tmp_path / "repo"
+    for name in PIPELINE_FILES:
+        source, target = ROOT / name, repo / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, target)
+    members, _ = builders.image_folder_members(["ant", "bee"], {"train": 10, "test": 3})
+    archive = builders.write_zip(tmp_path / "insects.zip", members)
+    edit_params(repo, data={"dataset": "imagefolder", "source": str(archive)}, prepare={"val_size": 4})
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    return repo
+
+
+def edit_params(repo: Path, **sections: dict) -> None:
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for name, values in sections.items():
+        params[name].update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def dvc(repo: Path, *args: str) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def stale_stages(repo: Path) -> set[str]:
+    return set(json.loads(dvc(repo, "status", "--json")))
+
+
+def test_repro_runs_once_and_reruns_only_what_changed(repo: Path) -> None:
+    output = dvc(repo, "repro")
+    assert "Running stage 'download'" in output and "Running stage 'prepare'" in output
+    assert np.load(repo / "data/prepared/x_val.npy").shape == (4, 8, 8, 3)
+    assert (repo / "plots/samples.png").exists()
+    assert stale_stages(repo) == set()
+
+    output = dvc(repo, "repro")
+    assert "Running stage" not in output
+
+    edit_params(repo, prepare={"val_size": 6})
+    assert stale_stages(repo) == {"prepare"}
+    output = dvc(repo, "repro")
+    assert "Running stage 'download'" not in output and "Running stage 'prepare'" in output
+    assert np.load(repo / "data/prepared/x_val.npy").shape == (6, 8, 8, 3)
+
+    members, _ = builders.image_folder_members(["ant", "bee", "wasp"], {"train": 10, "test": 3})
+    other = builders.write_zip(repo.parent / "more-insects.zip", members)
+    edit_params(repo, data={"source": str(other)})
+    assert stale_stages(repo) == {"download"}  # prepare follows once download's output changes
+    output = dvc(repo, "repro")
+    assert "Running stage 'download'" in output and "Running stage 'prepare'" in output
+    assert json.loads((repo / "data/prepared/dataset.json").read_text())["classes"] == ["ant", "bee", "wasp"]
