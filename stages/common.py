@@ -45,7 +45,7 @@ def atomic_path(target: Path, *, directory: bool = False) -> Iterator[Path]:
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
     else:
-        fd, name = tempfile.mkstemp(prefix=prefix, dir=target.parent)
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=target.suffix, dir=target.parent)  # writers go by suffix
         os.close(fd)
         tmp = Path(name)
     umask = os.umask(0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import struct
 import tarfile
 import zipfile
@@ -104,3 +105,18 @@ def write_tree(folder: Path, members: dict[str, bytes]) -> Path:
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
     return folder
+
+
+def write_prepared(folder: Path, shape=(32, 32, 3), n_classes: int = 3, n_train: int = 60, n_val: int = 12) -> dict:
+    """What the prepare stage writes, for random images: arrays and dataset.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    classes = [f"class{i}" for i in range(n_classes)]
+    for split, n, seed in (("train", n_train, 0), ("val", n_val, 1), ("test", n_val, 2)):
+        np.save(folder / f"x_{split}.npy", random_images(n, shape, seed))
+        np.save(folder / f"y_{split}.npy", balanced_labels(n, n_classes, seed))
+    info = {
+        "dataset": "synthetic", "classes": classes, "image_shape": list(shape),
+        "mean": [127.5] * shape[-1], "std": [73.9] * shape[-1], "sha256": f"synthetic-{n_train}-{shape}",
+    }
+    (folder / "dataset.json").write_text(json.dumps(info))
+    return info

@@ -16,7 +16,7 @@ import yaml
 from tests import builders
 from tests.conftest import ROOT
 
-PIPELINE_FILES = ["dvc.yaml", "params.yaml", "stages", ".dvc/config", ".dvcignore"]
+PIPELINE_FILES = ["dvc.yaml", "params.yaml", "stages", ".dvc/config", ".dvcignore", ".gitignore"]
 
 
 @pytest.fixture
@@ -33,15 +33,30 @@ def repo(tmp_path: Path) -> Path:
     members, _ = builders.image_folder_members(["ant", "bee"], {"train": 10, "test": 3})
     archive = builders.write_zip(tmp_path / "insects.zip", members)
     edit_params(repo, data={"dataset": "imagefolder", "source": str(archive)}, prepare={"val_size": 4})
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for recipe in params["recipes"].values():
+        recipe.update(epochs=1, batch_size=8)
+    params["models"] = {  # two tiny models instead of the study, for 8x8 images
+        "tiny_alex": {"family": "alexnet", "recipe": "modern", "filters": 4, "blocks": 1, "kernels": [3]},
+        "tiny_mlp": {"family": "mlp", "recipe": "notebook", "widths": [8]},
+    }
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "pipeline"], cwd=repo, check=True)  # DVCLive needs a commit
     return repo
 
 
 def edit_params(repo: Path, **sections: dict) -> None:
+    """Update keys of params.yaml sections; a dotted section name reaches deeper ("models.a")."""
     path = repo / "params.yaml"
     params = yaml.safe_load(path.read_text())
     for name, values in sections.items():
-        params[name].update(values)
+        section = params
+        for key in name.split("."):
+            section = section[key]
+        section.update(values)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -58,7 +73,9 @@ def stale_stages(repo: Path) -> set[str]:
 
 def test_repro_runs_once_and_reruns_only_what_changed(repo: Path) -> None:
     output = dvc(repo, "repro")
-    assert "Running stage 'download'" in output and "Running stage 'prepare'" in output
+    for stage in ("download", "prepare", "train@tiny_alex", "train@tiny_mlp"):
+        assert f"Running stage '{stage}'" in output
+    assert (repo / "models/tiny_alex.keras").exists() and (repo / "dvclive/tiny_mlp/metrics.json").exists()
     assert np.load(repo / "data/prepared/x_val.npy").shape == (4, 8, 8, 3)
     assert (repo / "plots/samples.png").exists()
     assert stale_stages(repo) == set()
@@ -66,10 +83,16 @@ def test_repro_runs_once_and_reruns_only_what_changed(repo: Path) -> None:
     output = dvc(repo, "repro")
     assert "Running stage" not in output
 
+    edit_params(repo, **{"models.tiny_alex": {"filters": 6}})
+    assert stale_stages(repo) == {"train@tiny_alex"}
+    output = dvc(repo, "repro")
+    assert "Running stage 'train@tiny_alex'" in output and output.count("Running stage") == 1
+
     edit_params(repo, prepare={"val_size": 6})
-    assert stale_stages(repo) == {"prepare"}
+    assert stale_stages(repo) == {"prepare"}  # training follows once prepare's output changes
     output = dvc(repo, "repro")
     assert "Running stage 'download'" not in output and "Running stage 'prepare'" in output
+    assert "Running stage 'train@tiny_mlp'" in output
     assert np.load(repo / "data/prepared/x_val.npy").shape == (6, 8, 8, 3)
 
     members, _ = builders.image_folder_members(["ant", "bee", "wasp"], {"train": 10, "test": 3})

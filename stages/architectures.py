@@ -1,0 +1,256 @@
+"""The model families, each a readable function of its knobs, and the checks on their declarations.
+
+A model is declared in params.yaml under `models.<name>` as a `family` plus that family's
+knobs; knobs left out take the family's defaults below. `check_spec` validates a
+declaration against the dataset's input shape in plain Python, before Keras is touched,
+so that a bad one stops the run before any training with the `models.<name>.<key>` at fault.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stages.common import StageError
+
+# Knobs every model has, whatever its family (used by the train stage, not the builders).
+COMMON_KEYS = {"family", "recipe", "seed"}
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    # AlexNet-style stack of conv-pool blocks with falling kernel sizes.
+    "alexnet": {
+        "filters": 32,  # width: one number, one per block, or a list per conv inside a block
+        "blocks": 3,  # depth: number of conv-pool blocks
+        "convs": 1,  # depth inside a block: convolutions per block (one number or one per block)
+        "kernels": [5, 3, 3],  # kernel size per block (or per conv inside a block)
+        "padding": "same",  # "same" or "valid", one or one per block
+        "batch_norm": True,
+        "pool_size": 2,
+        "pool_stride": 2,
+        "dropout": 0.0,  # after each block
+        "dense": [],  # widths of the hidden dense layers of the head
+        "dense_dropout": 0.0,
+    },
+    # Inception-style: blocks of parallel branches concatenated, in stages split by downsampling.
+    "inception": {
+        "stem": 32,  # filters of the first 3x3 convolution
+        "blocks": [1, 1, 1],  # depth: inception blocks per stage; a downsample module between stages
+        "branches": 2,  # threads: 2 = 1x1 and 3x3, 3 = + two 3x3 (a 5x5 field), 4 = + 3x3 max-pool then 1x1
+        "filters": 32,  # width: per branch; one number, one per block, or a list per branch inside a block
+        "downsample_filters": None,  # 3x3 stride-2 conv beside the pool; None: the widest branch before it
+    },
+    # Fully-connected baseline on the flattened image.
+    "mlp": {
+        "widths": [512],
+        "dropout": 0.5,
+    },
+}
+
+
+def _error(name: str, key: str, message: str) -> StageError:
+    return StageError(f"params.yaml: models.{name}.{key} {message}")
+
+
+def _positive_int(name: str, key: str, value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _error(name, key, f"must be a {what} of at least 1, not {value!r}")
+    return value
+
+
+def _per_block(name: str, key: str, value: Any, blocks: int) -> list:
+    """One value per block: a single value applies to every block."""
+    if not isinstance(value, list):
+        return [value] * blocks
+    if len(value) != blocks:
+        raise _error(name, key, f"has {len(value)} entries for {blocks} blocks")
+    return list(value)
+
+
+def _per_item(name: str, key: str, value: Any, count: int, what: str) -> list:
+    """One value per conv (or branch) inside a block: a single value applies to all of them."""
+    if not isinstance(value, list):
+        return [value] * count
+    if len(value) != count:
+        raise _error(name, key, f"has a block entry of {len(value)} values for {count} {what}")
+    return list(value)
+
+
+def _pooled(size: int, pool: int, stride: int) -> int:
+    """Side of a 'valid' max-pool's output."""
+    return (size - pool) // stride + 1
+
+
+def check_spec(name: str, spec: Any, input_shape: tuple[int, int, int]) -> dict[str, Any]:
+    """The declaration with defaults filled in and per-block knobs expanded; StageError if invalid."""
+    if not isinstance(spec, dict):
+        raise StageError(f"params.yaml: models.{name} must be a mapping of knobs, not {spec!r}")
+    family = spec.get("family")
+    if family not in DEFAULTS:
+        raise _error(name, "family", f"is {family!r}; expected one of {', '.join(DEFAULTS)}")
+    unknown = sorted(set(spec) - set(DEFAULTS[family]) - COMMON_KEYS)
+    if unknown:
+        raise _error(name, unknown[0], f"is not a knob of the {family} family; knobs: {', '.join(DEFAULTS[family])}")
+    knobs = {**DEFAULTS[family], **{k: v for k, v in spec.items() if k not in COMMON_KEYS}}
+    return {"family": family, **CHECKS[family](name, knobs, input_shape)}
+
+
+def _check_alexnet(name: str, knobs: dict[str, Any], input_shape: tuple[int, int, int]) -> dict[str, Any]:
+    blocks = _positive_int(name, "blocks", knobs["blocks"], "number of blocks")
+    convs = [_positive_int(name, "convs", c, "number of convolutions") for c in _per_block(name, "convs", knobs["convs"], blocks)]
+    filters = [_per_item(name, "filters", f, n, "convs") for f, n in zip(_per_block(name, "filters", knobs["filters"], blocks), convs)]
+    kernels = [_per_item(name, "kernels", k, n, "convs") for k, n in zip(_per_block(name, "kernels", knobs["kernels"], blocks), convs)]
+    padding = _per_block(name, "padding", knobs["padding"], blocks)
+    size = min(input_shape[:2])
+    for block in range(blocks):
+        if padding[block] not in ("same", "valid"):
+            raise _error(name, "padding", f"must be 'same' or 'valid', not {padding[block]!r}")
+        for width, kernel in zip(filters[block], kernels[block]):
+            _positive_int(name, "filters", width, "width")
+            _positive_int(name, "kernels", kernel, "kernel size")
+            # 'same' zero-pads, so a kernel up to 2 * size - 1 still sees a pixel with every weight.
+            largest = size if padding[block] == "valid" else 2 * size - 1
+            if kernel > largest:
+                raise _error(name, "kernels", f"{kernel} is larger than its {size}x{size} input in block {block + 1}")
+            if padding[block] == "valid":
+                size -= kernel - 1
+        size = _pooled(size, knobs["pool_size"], knobs["pool_stride"])
+        if size < 1:
+            raise _error(name, "blocks", f"{blocks}: pooling shrinks the {input_shape[0]}x{input_shape[1]} input below 1x1 in block {block + 1}")
+    for width in knobs["dense"]:
+        _positive_int(name, "dense", width, "width")
+    return {**knobs, "convs": convs, "filters": filters, "kernels": kernels, "padding": padding}
+
+
+def _check_inception(name: str, knobs: dict[str, Any], input_shape: tuple[int, int, int]) -> dict[str, Any]:
+    stages = knobs["blocks"] if isinstance(knobs["blocks"], list) else [knobs["blocks"]]
+    if not stages:
+        raise _error(name, "blocks", "must list at least one stage")
+    for count in stages:
+        _positive_int(name, "blocks", count, "number of blocks per stage")
+    branches = knobs["branches"]
+    if branches not in (2, 3, 4):
+        raise _error(name, "branches", f"must be 2, 3 or 4, not {branches!r}")
+    _positive_int(name, "stem", knobs["stem"], "width")
+    n_blocks = sum(stages)
+    filters = [_per_item(name, "filters", f, branches, "branches") for f in _per_block(name, "filters", knobs["filters"], n_blocks)]
+    for block in filters:
+        for width in block:
+            _positive_int(name, "filters", width, "width")
+    downsample = knobs["downsample_filters"]
+    if downsample is not None:
+        downsample = _per_block(name, "downsample_filters", downsample, len(stages) - 1) if isinstance(downsample, list) else [downsample] * (len(stages) - 1)
+        for width in downsample:
+            _positive_int(name, "downsample_filters", width, "width")
+    else:
+        ends = [sum(stages[: i + 1]) - 1 for i in range(len(stages) - 1)]
+        downsample = [max(filters[end]) for end in ends]
+    return {**knobs, "blocks": stages, "filters": filters, "downsample_filters": downsample}
+
+
+def _check_mlp(name: str, knobs: dict[str, Any], input_shape: tuple[int, int, int]) -> dict[str, Any]:
+    widths = knobs["widths"] if isinstance(knobs["widths"], list) else [knobs["widths"]]
+    for width in widths:
+        _positive_int(name, "widths", width, "width")
+    if not 0 <= knobs["dropout"] < 1:
+        raise _error(name, "dropout", f"must be in [0, 1), not {knobs['dropout']!r}")
+    return {**knobs, "widths": widths}
+
+
+CHECKS = {"alexnet": _check_alexnet, "inception": _check_inception, "mlp": _check_mlp}
+
+
+# -- builders (Keras is imported here only, so checking a spec stays cheap) --------------
+
+
+def build_model(spec: dict[str, Any], input_shape: tuple[int, int, int], n_classes: int, preprocessing: list, name: str = "model"):
+    """The Keras model of a checked spec: uint8 images in, class probabilities out.
+
+    `preprocessing` is a list of layers applied first (normalization, augmentation), so
+    the saved model needs nothing but raw images.
+    """
+    import keras
+
+    inputs = keras.Input(input_shape, dtype="uint8", name="image")
+    x = inputs
+    for layer in preprocessing:
+        x = layer(x)
+    features = BUILDERS[spec["family"]](x, spec)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", dtype="float32", name="classes")(features)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def alexnet(x, spec: dict[str, Any]):
+    """conv(-conv...)-pool blocks, then a dense head on the flattened feature map."""
+    from keras import layers
+
+    for block in range(spec["blocks"]):
+        for filters, kernel in zip(spec["filters"][block], spec["kernels"][block]):
+            x = layers.Conv2D(filters, kernel, padding=spec["padding"][block], activation="relu")(x)
+            if spec["batch_norm"]:
+                x = layers.BatchNormalization()(x)
+        x = layers.MaxPooling2D(spec["pool_size"], spec["pool_stride"])(x)
+        if spec["dropout"]:
+            x = layers.Dropout(spec["dropout"])(x)
+    x = layers.Flatten()(x)
+    for width in spec["dense"]:
+        x = layers.Dense(width, activation="relu")(x)
+        if spec["dense_dropout"]:
+            x = layers.Dropout(spec["dense_dropout"])(x)
+    return x
+
+
+def conv_bn_relu(x, filters: int, kernel: int, strides: int = 1):
+    """Zhang et al.'s conv module: convolution, batch norm, ReLU."""
+    from keras import layers
+
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.Activation("relu")(x)
+
+
+def inception_block(x, filters: list[int]):
+    """Parallel branches, concatenated: 1x1; 3x3; two 3x3; 3x3 max-pool then 1x1."""
+    from keras import layers
+
+    branches = [conv_bn_relu(x, filters[0], 1), conv_bn_relu(x, filters[1], 3)]
+    if len(filters) > 2:
+        branches.append(conv_bn_relu(conv_bn_relu(x, filters[2], 3), filters[2], 3))
+    if len(filters) > 3:
+        branches.append(conv_bn_relu(layers.MaxPooling2D(3, 1, padding="same")(x), filters[3], 1))
+    return layers.Concatenate()(branches)
+
+
+def downsample_block(x, filters: int):
+    """A stride-2 3x3 convolution beside a stride-2 3x3 max-pool, concatenated."""
+    from keras import layers
+
+    pooled = layers.MaxPooling2D(3, 2, padding="same")(x)
+    return layers.Concatenate()([conv_bn_relu(x, filters, 3, strides=2), pooled])
+
+
+def inception(x, spec: dict[str, Any]):
+    """Stem, then stages of inception blocks split by downsample modules, then global pooling."""
+    from keras import layers
+
+    x = conv_bn_relu(x, spec["stem"], 3)
+    block_filters = iter(spec["filters"])
+    for stage, n_blocks in enumerate(spec["blocks"]):
+        if stage:
+            x = downsample_block(x, spec["downsample_filters"][stage - 1])
+        for _ in range(n_blocks):
+            x = inception_block(x, next(block_filters))
+    return layers.GlobalAveragePooling2D()(x)
+
+
+def mlp(x, spec: dict[str, Any]):
+    """Dense layers on the flattened image."""
+    from keras import layers
+
+    x = layers.Flatten()(x)
+    for width in spec["widths"]:
+        x = layers.Dense(width, activation="relu")(x)
+        if spec["dropout"]:
+            x = layers.Dropout(spec["dropout"])(x)
+    return x
+
+
+BUILDERS = {"alexnet": alexnet, "inception": inception, "mlp": mlp}

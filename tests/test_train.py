@@ -1,0 +1,189 @@
+"""The train stage on tiny random data: outputs, checks, determinism, resuming, backends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from stages import train
+from stages.common import StageError
+from tests import builders
+from tests.conftest import ROOT, run_stage
+
+RECIPE = {
+    "epochs": 2, "batch_size": 16, "optimizer": "sgd", "learning_rate": 0.05, "momentum": 0.9,
+    "weight_decay": 0.0005, "warmup_epochs": 1, "schedule": "cosine", "label_smoothing": 0.1,
+    "inputs": "standardize", "flip": True, "translate": 0.125,
+}
+MODELS = {
+    "tiny_alex": {"family": "alexnet", "recipe": "modern", "filters": 4, "kernels": [5, 3, 3], "dropout": 0.1},
+    "tiny_inception": {"family": "inception", "recipe": "modern", "stem": 4, "filters": 2, "branches": 4},
+    "tiny_mlp": {"family": "mlp", "recipe": "notebook", "widths": [8]},
+}
+
+
+def write_params(models: dict = MODELS, **recipe) -> None:
+    recipes = {"modern": {**RECIPE, **recipe}, "notebook": {**RECIPE, "inputs": "unit", "flip": False, "translate": 0.0}}
+    Path("params.yaml").write_text(yaml.safe_dump({"models": models, "recipes": recipes}))
+
+
+@pytest.fixture
+def data(workdir: Path) -> Path:
+    builders.write_prepared(workdir / "data", shape=(16, 16, 3))
+    return workdir / "data"
+
+
+def train_model(name: str) -> None:
+    run_stage(train, name, "data", f"models/{name}.keras", f"dvclive/{name}")
+
+
+def weights(path: Path) -> list[np.ndarray]:
+    import keras
+
+    return keras.saving.load_model(path).get_weights()
+
+
+def test_saved_model_takes_raw_images_and_needs_no_other_file(data: Path, tmp_path: Path) -> None:
+    import keras
+
+    write_params()
+    train_model("tiny_alex")
+    moved = tmp_path / "elsewhere" / "model.keras"
+    moved.parent.mkdir()
+    Path("models/tiny_alex.keras").rename(moved)
+    model = keras.saving.load_model(moved)
+    images = np.load(data / "x_test.npy")
+    probabilities = model.predict(images, verbose=0)
+    assert model.input.dtype == "uint8"
+    assert probabilities.shape == (len(images), 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
+    assert "standardize" in [layer.name for layer in model.layers]
+    assert not Path("checkpoints/tiny_alex").exists()
+
+
+def test_dvclive_logs_each_epoch_params_and_speed(data: Path) -> None:
+    write_params(epochs=3)
+    train_model("tiny_alex")
+    live = Path("dvclive/tiny_alex")
+    for metric in ("train/loss", "train/accuracy", "val/loss", "val/accuracy"):
+        rows = (live / "plots" / "metrics" / f"{metric}.tsv").read_text().splitlines()
+        assert rows[0] == f"step\t{metric.split('/')[1]}" and len(rows) == 1 + 3
+    summary = json.loads((live / "metrics.json").read_text())
+    assert summary["step"] == 2 and summary["params"] > 0
+    assert summary["training_seconds"] > 0 and summary["images_per_second"] > 0
+    logged = yaml.safe_load((live / "params.yaml").read_text())
+    assert logged["model"] == MODELS["tiny_alex"] and logged["recipe"]["epochs"] == 3
+
+
+def test_same_params_give_the_same_weights_and_metrics(data: Path) -> None:
+    write_params()
+    train_model("tiny_alex")
+    first, first_log = weights(Path("models/tiny_alex.keras")), Path("dvclive/tiny_alex/plots/metrics/val/loss.tsv").read_text()
+    train_model("tiny_alex")
+    for a, b in zip(first, weights(Path("models/tiny_alex.keras"))):
+        np.testing.assert_array_equal(a, b)
+    assert Path("dvclive/tiny_alex/plots/metrics/val/loss.tsv").read_text() == first_log
+
+
+def test_killed_training_resumes_to_the_same_result(workdir: Path) -> None:
+    builders.write_prepared(workdir / "data", shape=(16, 16, 3), n_train=1500, n_val=100)
+    write_params(epochs=4, batch_size=32)
+    command = [sys.executable, "-m", "stages.train", "tiny_alex", "data", "models/tiny_alex.keras", "dvclive/tiny_alex"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    uninterrupted = weights(Path("models/tiny_alex.keras"))
+    uninterrupted_log = Path("dvclive/tiny_alex/plots/metrics/val/accuracy.tsv").read_text()
+    Path("models/tiny_alex.keras").unlink()
+
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = Path("checkpoints/tiny_alex/state.json")
+    while process.poll() is None and not state.exists():
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "training finished before it could be killed"
+    assert not Path("models/tiny_alex.keras").exists()
+    done = json.loads(state.read_text())["epoch"]
+    assert 1 <= done < 4
+
+    resumed = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    assert f"resuming after epoch {done}" in resumed.stderr
+    for a, b in zip(uninterrupted, weights(Path("models/tiny_alex.keras"))):
+        np.testing.assert_array_equal(a, b)
+    assert Path("dvclive/tiny_alex/plots/metrics/val/accuracy.tsv").read_text() == uninterrupted_log
+    assert not Path("checkpoints/tiny_alex").exists()
+
+
+def test_checkpoint_of_other_params_is_not_resumed(data: Path) -> None:
+    write_params(epochs=1)
+    Path("checkpoints/tiny_alex").mkdir(parents=True)
+    Path("checkpoints/tiny_alex/state.json").write_text(json.dumps({"fingerprint": "other params", "epoch": 1}))
+    train_model("tiny_alex")
+    assert Path("models/tiny_alex.keras").exists()
+
+
+def test_a_bad_declaration_stops_training_of_every_model(data: Path) -> None:
+    write_params({**MODELS, "broken": {"family": "alexnet", "recipe": "modern", "filters": -2}})
+    with pytest.raises(StageError, match=r"^params.yaml: models.broken.filters must be a width of at least 1, not -2$"):
+        train_model("tiny_alex")
+    assert not any(Path(p).exists() for p in ("models", "dvclive", "checkpoints"))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"optimizer": "adam"}, r"recipes.modern.optimizer must be one of sgd, adamw, not 'adam'"),
+        ({"epochs": 0}, r"recipes.modern.epochs must be at least 1"),
+        ({"learning_rate": "fast"}, r"recipes.modern.learning_rate must be a non-negative float, not 'fast'"),
+        ({"mixup": 0.2}, r"recipes.modern.mixup is not a recipe key"),
+    ],
+)
+def test_bad_recipes_name_the_key(data: Path, change: dict, message: str) -> None:
+    write_params(**change)
+    with pytest.raises(StageError, match=message):
+        train_model("tiny_alex")
+    assert not Path("models").exists()
+
+
+def test_unknown_recipe_names_the_model_key(data: Path) -> None:
+    write_params({"tiny_alex": {**MODELS["tiny_alex"], "recipe": "fancy"}})
+    with pytest.raises(StageError, match=r"models.tiny_alex.recipe is 'fancy'; expected one of modern, notebook"):
+        train_model("tiny_alex")
+
+
+BACKEND_SMOKE = """
+import numpy as np, keras, yaml, sys
+from stages import train
+from stages.architectures import build_model, check_spec
+params = yaml.safe_load(open(sys.argv[1]))
+info = {"mean": [127.5] * 3, "std": [73.9] * 3}
+x = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
+y = keras.utils.to_categorical(np.arange(8) % 3, 3)
+for name, spec in params["models"].items():
+    recipe = params["recipes"][spec["recipe"]]
+    model = build_model(check_spec(name, spec, (16, 16, 3)), (16, 16, 3), 3, train.preprocessing(recipe, info, 0))
+    model.compile(train.optimizer(recipe, 1), "categorical_crossentropy")
+    loss = model.train_on_batch(x, y)
+    assert np.isfinite(loss), (name, loss)
+    print(keras.backend.backend(), name, "trained one step")
+"""
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_every_family_trains_a_step_on_each_backend(workdir: Path, backend: str) -> None:
+    write_params()
+    result = subprocess.run(
+        [sys.executable, "-c", BACKEND_SMOKE, "params.yaml"], capture_output=True, text=True,
+        env={**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split("\n")[:3] == [f"{backend} {name} trained one step" for name in MODELS]
