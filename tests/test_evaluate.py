@@ -1,0 +1,54 @@
+"""The evaluate stage: test metrics, confusion records, cost."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from stages import evaluate, train
+from tests import builders
+from tests.conftest import run_stage
+from tests.test_train import MODELS, write_params
+
+
+def test_macs_match_a_hand_count() -> None:
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)  # 8*8 outputs x 4 filters x 3*3*3
+    x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.Conv2D(6, 2, padding="valid")(x)  # 3*3 outputs x 6 filters x 2*2*4
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(10)(x)  # 54 x 10
+    model = keras.Model(inputs, outputs)
+    assert evaluate.macs_per_image(model) == 8 * 8 * 4 * 27 + 3 * 3 * 6 * 16 + 54 * 10
+
+
+def test_metrics_confusion_and_grid(workdir: Path) -> None:
+    builders.write_prepared(workdir / "data", shape=(16, 16, 3), n_train=60, n_val=30)
+    write_params()
+    run_stage(train, "tiny_alex", "data", "models/tiny_alex.keras", "dvclive/tiny_alex")
+    run_stage(
+        evaluate, "tiny_alex", "data", "models/tiny_alex.keras", "dvclive/tiny_alex/metrics.json",
+        "metrics/tiny_alex.json", "plots/confusion/tiny_alex.json", "plots/misclassified/tiny_alex.png",
+    )
+    metrics = json.loads(Path("metrics/tiny_alex.json").read_text())
+    assert set(metrics) == {"test", "train", "val", "per_class_accuracy", "cost"}
+    assert set(metrics["cost"]) == {
+        "params", "macs_per_image", "training_seconds", "training_images_per_second",
+        "inference_images_per_second", "latency_ms",
+    }
+    records = json.loads(Path("plots/confusion/tiny_alex.json").read_text())
+    y_test = np.load("data/y_test.npy")
+    assert len(records) == len(y_test) == 30
+    accuracy = np.mean([r["actual"] == r["predicted"] for r in records])
+    assert metrics["test"]["accuracy"] == round(float(accuracy), 4)
+    per_class = metrics["per_class_accuracy"]
+    assert list(per_class) == ["class0", "class1", "class2"]
+    assert np.isclose(np.mean(list(per_class.values())), accuracy, atol=1e-3)  # balanced test set
+    training = json.loads(Path("dvclive/tiny_alex/metrics.json").read_text())
+    assert metrics["val"]["accuracy"] == round(training["val"]["accuracy"], 4)
+    assert metrics["cost"]["params"] == training["params"]
+    assert Path("plots/misclassified/tiny_alex.png").read_bytes()[:4] == b"\x89PNG"
