@@ -190,11 +190,18 @@ def alexnet(x, spec: dict[str, Any]):
         x = layers.MaxPooling2D(spec["pool_size"], spec["pool_stride"])(x)
         if spec["dropout"]:
             x = layers.Dropout(spec["dropout"])(x)
+    return dense_stack(x, spec["dense"], spec["dense_dropout"])
+
+
+def dense_stack(x, widths: list[int], dropout: float):
+    """Flatten, then ReLU dense layers, each followed by dropout if any."""
+    from keras import layers
+
     x = layers.Flatten()(x)
-    for width in spec["dense"]:
+    for width in widths:
         x = layers.Dense(width, activation="relu")(x)
-        if spec["dense_dropout"]:
-            x = layers.Dropout(spec["dense_dropout"])(x)
+        if dropout:
+            x = layers.Dropout(dropout)(x)
     return x
 
 
@@ -243,14 +250,7 @@ def inception(x, spec: dict[str, Any]):
 
 def mlp(x, spec: dict[str, Any]):
     """Dense layers on the flattened image."""
-    from keras import layers
-
-    x = layers.Flatten()(x)
-    for width in spec["widths"]:
-        x = layers.Dense(width, activation="relu")(x)
-        if spec["dropout"]:
-            x = layers.Dropout(spec["dropout"])(x)
-    return x
+    return dense_stack(x, spec["widths"], spec["dropout"])
 
 
 BUILDERS = {"alexnet": alexnet, "inception": inception, "mlp": mlp}

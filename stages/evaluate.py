@@ -77,13 +77,12 @@ def save_misclassified_grid(images, actual, predicted, classes: list[str], path:
     plt.close(fig)
 
 
-def evaluate(model, data: Path, training_log: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """The metrics, and the test labels and predictions."""
+def evaluate(
+    model, x_test: np.ndarray, y_test: np.ndarray, classes: list[str], training_log: dict[str, Any]
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The metrics, and the predicted class of each test image."""
     import keras
 
-    info = json.loads((data / "dataset.json").read_text())
-    classes = info["classes"]
-    x_test, y_test = np.load(data / "x_test.npy"), np.load(data / "y_test.npy")
     probabilities = model.predict(x_test, batch_size=INFERENCE_BATCH, verbose=0)
     predicted = probabilities.argmax(axis=1)
     loss = float(keras.losses.CategoricalCrossentropy()(keras.utils.to_categorical(y_test, len(classes)), probabilities))
@@ -101,7 +100,7 @@ def evaluate(model, data: Path, training_log: dict[str, Any]) -> tuple[dict[str,
             **speed(model, x_test),
         },
     }
-    return metrics, y_test, predicted
+    return metrics, predicted
 
 
 def main() -> None:
@@ -122,9 +121,9 @@ def main() -> None:
     except (OSError, ValueError) as err:
         raise StageError(f"cannot read the trained model {args.model} or its log {args.training_log}: {err}") from err
 
-    metrics, actual, predicted = evaluate(model, args.data, training_log)
     classes = json.loads((args.data / "dataset.json").read_text())["classes"]
-    x_test = np.load(args.data / "x_test.npy")
+    x_test, actual = np.load(args.data / "x_test.npy"), np.load(args.data / "y_test.npy")
+    metrics, predicted = evaluate(model, x_test, actual, classes, training_log)
     records = [{"actual": classes[a], "predicted": classes[p]} for a, p in zip(actual, predicted)]
     with atomic_path(args.metrics) as metrics_tmp, atomic_path(args.confusion) as confusion_tmp, atomic_path(args.misclassified) as grid_tmp:
         metrics_tmp.write_text(json.dumps(metrics, indent=2) + "\n")

@@ -42,10 +42,17 @@ RECIPE_KEYS = {
     "translate": float,  # random shifts, as a fraction of the image size
 }
 CHOICES = {"optimizer": ("sgd", "adamw"), "schedule": ("constant", "cosine"), "inputs": ("unit", "standardize")}
+KIND_NAMES = {int: "a non-negative integer", float: "a non-negative number", bool: "true or false", str: "a string"}
 
 
-def check_recipe(name: str, recipe: Any) -> dict[str, Any]:
-    """A training recipe from `recipes.<name>`, every key present and of the right type."""
+def _is_kind(value: Any, kind: type) -> bool:
+    if kind in (bool, str) or isinstance(value, bool):  # YAML's true is no number
+        return isinstance(value, kind)
+    return isinstance(value, (int, float) if kind is float else int) and value >= 0
+
+
+def check_recipe(name: str, recipe: Any) -> None:
+    """A training recipe from `recipes.<name>`: every key present, of its kind and in range."""
     if not isinstance(recipe, dict):
         raise StageError(f"params.yaml: recipes.{name} is missing or not a mapping")
     for key in sorted(set(recipe) ^ set(RECIPE_KEYS)):
@@ -53,15 +60,13 @@ def check_recipe(name: str, recipe: Any) -> dict[str, Any]:
         raise StageError(f"params.yaml: recipes.{name}.{key} {what}; keys: {', '.join(RECIPE_KEYS)}")
     for key, kind in RECIPE_KEYS.items():
         value = recipe[key]
-        ok = isinstance(value, kind) if kind is not float else isinstance(value, (int, float))
-        if not ok or isinstance(value, bool) != (kind is bool) or (kind is not str and not kind is bool and value < 0):
-            raise StageError(f"params.yaml: recipes.{name}.{key} must be a non-negative {kind.__name__}, not {value!r}")
+        if not _is_kind(value, kind):
+            raise StageError(f"params.yaml: recipes.{name}.{key} must be {KIND_NAMES[kind]}, not {value!r}")
         if key in CHOICES and value not in CHOICES[key]:
             raise StageError(f"params.yaml: recipes.{name}.{key} must be one of {', '.join(CHOICES[key])}, not {value!r}")
     for key in ("epochs", "batch_size"):
         if recipe[key] < 1:
             raise StageError(f"params.yaml: recipes.{name}.{key} must be at least 1")
-    return recipe
 
 
 def check_declarations(params: dict[str, Any], input_shape: tuple[int, int, int]) -> None:
@@ -105,15 +110,16 @@ def optimizer(recipe: dict[str, Any], steps_per_epoch: int):
     learning_rate = recipe["learning_rate"]
     if recipe["schedule"] == "cosine" or recipe["warmup_epochs"]:
         warmup = recipe["warmup_epochs"] * steps_per_epoch
+        # "constant" after a warm-up: a cosine too long to bend.
         decay = recipe["epochs"] * steps_per_epoch - warmup if recipe["schedule"] == "cosine" else 10**12
         learning_rate = keras.optimizers.schedules.CosineDecay(
             0.0 if warmup else learning_rate, max(decay, 1), warmup_target=learning_rate if warmup else None, warmup_steps=warmup
         )
-    weight_decay = recipe["weight_decay"] or None
+    weight_decay = recipe["weight_decay"]
     if recipe["optimizer"] == "adamw":
-        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay or 0.0)
+        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
     momentum = recipe["momentum"]
-    return keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay)
+    return keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay or None)
 
 
 def fingerprint(*parts: Any) -> str:
@@ -144,8 +150,9 @@ def train(name: str, spec: dict, recipe: dict, data: Path, model_path: Path, liv
     checkpoint = CHECKPOINTS / name
     key = fingerprint(spec, recipe, info["sha256"], keras.backend.backend(), keras.__version__)
     state = {"fingerprint": key, "epoch": 0, "history": [], "train_seconds": 0.0}
-    if (checkpoint / "state.json").exists() and json.loads((checkpoint / "state.json").read_text())["fingerprint"] == key:
-        state = json.loads((checkpoint / "state.json").read_text())
+    saved = json.loads((checkpoint / "state.json").read_text()) if (checkpoint / "state.json").exists() else {}
+    if saved.get("fingerprint") == key:
+        state = saved
         model = keras.saving.load_model(checkpoint / "model.keras")
         for variable, value in zip(seed_states(model), state["seed_states"]):
             variable.assign(np.array(value, dtype=variable.dtype))

@@ -143,7 +143,9 @@ def test_a_bad_declaration_stops_training_of_every_model(data: Path) -> None:
     [
         ({"optimizer": "adam"}, r"recipes.modern.optimizer must be one of sgd, adamw, not 'adam'"),
         ({"epochs": 0}, r"recipes.modern.epochs must be at least 1"),
-        ({"learning_rate": "fast"}, r"recipes.modern.learning_rate must be a non-negative float, not 'fast'"),
+        ({"learning_rate": "fast"}, r"recipes.modern.learning_rate must be a non-negative number, not 'fast'"),
+        ({"flip": 1}, r"recipes.modern.flip must be true or false, not 1"),
+        ({"warmup_epochs": -1}, r"recipes.modern.warmup_epochs must be a non-negative integer, not -1"),
         ({"mixup": 0.2}, r"recipes.modern.mixup is not a recipe key"),
     ],
 )
