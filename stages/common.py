@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -30,6 +31,14 @@ def load_params(section: str, path: Path = PARAMS_FILE) -> dict[str, Any]:
     if not isinstance(params, dict) or not isinstance(params.get(section), dict):
         raise StageError(f"{path}: section '{section}' is missing or not a mapping")
     return params[section]
+
+
+def read_json(path: Path) -> Any:
+    """A JSON input file; a StageError naming it if it is missing or malformed."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise StageError(f"cannot read {path}: {err}") from err
 
 
 @contextlib.contextmanager

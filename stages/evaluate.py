@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from stages.common import StageError, atomic_path, run
+from stages.common import StageError, atomic_path, read_json, run
 
 log = logging.getLogger("evaluate")
 
@@ -115,13 +115,13 @@ def main() -> None:
     parser.add_argument("confusion", type=Path, help="actual/predicted records to write")
     parser.add_argument("misclassified", type=Path, help="PNG grid to write")
     args = parser.parse_args()
+    training_log = read_json(args.training_log)
+    classes = read_json(args.data / "dataset.json")["classes"]
     try:
         model = keras.saving.load_model(args.model)
-        training_log = json.loads(args.training_log.read_text())
     except (OSError, ValueError) as err:
-        raise StageError(f"cannot read the trained model {args.model} or its log {args.training_log}: {err}") from err
+        raise StageError(f"cannot load the trained model {args.model}: {err}") from err
 
-    classes = json.loads((args.data / "dataset.json").read_text())["classes"]
     x_test, actual = np.load(args.data / "x_test.npy"), np.load(args.data / "y_test.npy")
     metrics, predicted = evaluate(model, x_test, actual, classes, training_log)
     records = [{"actual": classes[a], "predicted": classes[p]} for a, p in zip(actual, predicted)]

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from stages.architectures import check_spec
-from stages.common import StageError, atomic_path, load_params, run
+from stages.common import StageError, atomic_path, load_params, read_json, run
 
 log = logging.getLogger("train")
 
@@ -133,13 +133,12 @@ def seed_states(model) -> list:
     return [v for v in model.variables if "seed_generator_state" in v.path]
 
 
-def train(name: str, spec: dict, recipe: dict, data: Path, model_path: Path, live_dir: Path) -> None:
+def train(name: str, spec: dict, recipe: dict, info: dict, data: Path, model_path: Path, live_dir: Path) -> None:
     import keras
     from dvclive import Live
 
     from stages.architectures import build_model
 
-    info = json.loads((data / "dataset.json").read_text())
     input_shape, n_classes = tuple(info["image_shape"]), len(info["classes"])
     arrays = {split: (np.load(data / f"x_{split}.npy"), np.load(data / f"y_{split}.npy")) for split in ("train", "val")}
     (x_train, y_train), (x_val, y_val) = arrays["train"], arrays["val"]
@@ -221,12 +220,12 @@ def main() -> None:
     parser.add_argument("live", type=Path, help="DVCLive folder for the training log")
     args = parser.parse_args()
     params = {"models": load_params("models"), "recipes": load_params("recipes")}
-    info = json.loads((args.data / "dataset.json").read_text())
+    info = read_json(args.data / "dataset.json")
     check_declarations(params, tuple(info["image_shape"]))
     if args.name not in params["models"]:
         raise StageError(f"params.yaml: models.{args.name} is not declared")
     spec = params["models"][args.name]
-    train(args.name, spec, params["recipes"][spec["recipe"]], args.data, args.model, args.live)
+    train(args.name, spec, params["recipes"][spec["recipe"]], info, args.data, args.model, args.live)
 
 
 if __name__ == "__main__":

@@ -189,3 +189,10 @@ def test_every_family_trains_a_step_on_each_backend(workdir: Path, backend: str)
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split("\n")[:3] == [f"{backend} {name} trained one step" for name in MODELS]
+
+
+def test_missing_prepared_data_names_the_file(workdir: Path) -> None:
+    write_params()
+    with pytest.raises(StageError, match=r"^cannot read data/dataset.json: "):
+        train_model("tiny_alex")
+    assert not Path("models").exists()
