@@ -133,6 +133,12 @@ def seed_states(model) -> list:
     return [v for v in model.variables if "seed_generator_state" in v.path]
 
 
+def log_epoch(live, logged: dict[str, float]) -> None:
+    for metric, value in logged.items():
+        live.log_metric(metric, value)
+    live.next_step()
+
+
 def train(name: str, spec: dict, recipe: dict, info: dict, data: Path, model_path: Path, live_dir: Path) -> None:
     import keras
     from dvclive import Live
@@ -168,9 +174,8 @@ def train(name: str, spec: dict, recipe: dict, info: dict, data: Path, model_pat
     with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
         live.log_params({"model": spec, "recipe": recipe, "backend": keras.backend.backend()})
         for logged in state["history"]:  # a resumed run rewrites the whole log
-            for metric, value in logged.items():
-                live.log_metric(metric, value)
-            live.next_step()
+            log_epoch(live, logged)
+        y_val_onehot = onehot(y_val)
         for epoch in range(state["epoch"], recipe["epochs"]):
             # The epoch's order depends on (seed, epoch) alone, so a resumed run sees the same batches.
             order = np.random.default_rng([seed, epoch]).permutation(len(x_train))
@@ -180,14 +185,12 @@ def train(name: str, spec: dict, recipe: dict, info: dict, data: Path, model_pat
                 initial_epoch=epoch, shuffle=False, verbose=0,
             ).history
             seconds = time.perf_counter() - start
-            val_loss, val_accuracy = model.evaluate(x_val, onehot(y_val), batch_size=max(256, recipe["batch_size"]), verbose=0)
+            val_loss, val_accuracy = model.evaluate(x_val, y_val_onehot, batch_size=max(256, recipe["batch_size"]), verbose=0)
             logged = {
                 "train/loss": float(history["loss"][-1]), "train/accuracy": float(history["accuracy"][-1]),
                 "val/loss": float(val_loss), "val/accuracy": float(val_accuracy), "epoch_seconds": seconds,
             }
-            for metric, value in logged.items():
-                live.log_metric(metric, value)
-            live.next_step()
+            log_epoch(live, logged)
             state = {
                 **state, "epoch": epoch + 1, "history": [*state["history"], logged],
                 "train_seconds": state["train_seconds"] + seconds,
