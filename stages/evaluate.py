@@ -25,6 +25,13 @@ INFERENCE_BATCH = 1024
 LATENCY_CALLS = 30
 
 
+def weight_layers(model) -> int:
+    """Convolution and dense layers: the layers counted in a network's depth."""
+    import keras
+
+    return sum(isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) for layer in model.layers)
+
+
 def macs_per_image(model) -> int:
     """Multiply-accumulates of one forward pass, from the layer shapes (convolutions and dense layers)."""
     import keras
@@ -92,6 +99,7 @@ def evaluate(
         "train": {k: round(v, 4) for k, v in training_log["train"].items()},
         "val": {k: round(v, 4) for k, v in training_log["val"].items()},
         "per_class_accuracy": per_class,
+        "weight_layers": weight_layers(model),
         "cost": {
             "params": model.count_params(),
             "macs_per_image": macs_per_image(model),

@@ -1,0 +1,174 @@
+"""What the study's results say: its sweeps, the seed-to-seed spread, gains, the cost frontier.
+
+A sweep is found, not declared: models of one family and recipe whose declarations are
+equal except for the knobs behind one feature (width, depth or branches) and whose
+other features are equal too. Models declared alike except for `seed` are repeats of
+one point, and their spread is the study's measure of noise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from stages.architectures import DEFAULTS
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str  # width, depth or branches
+    label: str  # what its value counts
+    step: str  # the unit a gain is given per
+    knobs: frozenset[str]  # the declaration's knobs that set it
+    value: Callable[[dict[str, Any]], int]  # its value, from the checked declaration
+    doubling: bool  # gains per doubling (log2 of the value) rather than per unit
+
+
+FEATURES: dict[str, list[Feature]] = {
+    "alexnet": [
+        Feature("width", "filters of the first convolution", "doubling of width", frozenset({"filters"}),
+                lambda spec: spec["filters"][0][0], True),
+        Feature("depth", "convolution layers", "added convolution layer",
+                frozenset({"blocks", "convs", "kernels", "padding", "filters"}), lambda spec: sum(spec["convs"]), False),
+    ],
+    "inception": [
+        Feature("width", "filters per branch", "doubling of width", frozenset({"filters", "downsample_filters"}),
+                lambda spec: spec["filters"][0][0], True),
+        Feature("depth", "inception blocks", "added block", frozenset({"blocks"}), lambda spec: sum(spec["blocks"]), False),
+        Feature("branches", "parallel branches", "added branch", frozenset({"branches"}), lambda spec: spec["branches"], False),
+    ],
+    "mlp": [
+        Feature("width", "units of the widest hidden layer", "doubling of width", frozenset({"widths"}),
+                lambda spec: max(spec["widths"]), True),
+        Feature("depth", "hidden layers", "added hidden layer", frozenset({"widths"}), lambda spec: len(spec["widths"]), False),
+    ],
+}
+
+
+@dataclass
+class Run:
+    """One trained model: its declaration and its metrics."""
+
+    name: str
+    declaration: dict[str, Any]  # as in params.yaml, with the family's defaults filled in
+    spec: dict[str, Any]  # checked and expanded (architectures.check_spec)
+    metrics: dict[str, Any]  # metrics/<name>.json
+
+    @property
+    def family(self) -> str:
+        return self.declaration["family"]
+
+    @property
+    def recipe(self) -> str:
+        return self.declaration["recipe"]
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.metrics["test"]["accuracy"]
+
+    def feature(self, name: str) -> int | None:
+        return next((f.value(self.spec) for f in FEATURES[self.family] if f.name == name), None)
+
+    def key(self, without: frozenset[str] = frozenset()) -> str:
+        """The declaration minus its seed and the given knobs, as a comparable string."""
+        return json.dumps({k: v for k, v in self.declaration.items() if k != "seed" and k not in without}, sort_keys=True)
+
+
+def make_run(name: str, declared: dict[str, Any], spec: dict[str, Any], metrics: dict[str, Any]) -> Run:
+    declaration = {**DEFAULTS[declared["family"]], "seed": 0, **declared}
+    return Run(name, declaration, spec, metrics)
+
+
+@dataclass
+class Point:
+    value: int
+    runs: list[Run]
+
+    @property
+    def accuracies(self) -> list[float]:
+        return [run.test_accuracy for run in self.runs]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.accuracies))
+
+
+@dataclass
+class Sweep:
+    feature: Feature
+    family: str
+    recipe: str
+    fixed: str  # the other features' values, in words
+    points: list[Point] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return f"{self.family} {self.feature.name} ({self.recipe} recipe{', ' + self.fixed if self.fixed else ''})"
+
+    @property
+    def models(self) -> list[str]:
+        return [run.name for point in self.points for run in point.runs]
+
+    def gain(self) -> float:
+        """Least-squares slope of mean test accuracy per step (per doubling, for width)."""
+        x = np.array([p.value for p in self.points], dtype=float)
+        if self.feature.doubling:
+            x = np.log2(x)
+        return float(np.polyfit(x, [p.mean for p in self.points], 1)[0])
+
+
+def find_sweeps(runs: list[Run]) -> list[Sweep]:
+    """Every set of two or more values of one feature, all else equal.
+
+    A set where one value holds models that differ in more than their seed is not a
+    clean sweep (some other knob varies too) and is left out.
+    """
+    sweeps = []
+    for family, features in FEATURES.items():
+        for feature in features:
+            others = [f for f in features if f is not feature]
+            groups: dict[tuple, list[Run]] = defaultdict(list)
+            for run in (r for r in runs if r.family == family):
+                others_values = tuple(run.feature(f.name) for f in others)
+                groups[(run.recipe, run.key(feature.knobs), others_values)].append(run)
+            for (recipe, _, others_values), members in groups.items():
+                by_value: dict[int, list[Run]] = defaultdict(list)
+                for run in members:
+                    by_value[run.feature(feature.name)].append(run)
+                clean = all(len({run.key() for run in point}) == 1 for point in by_value.values())
+                if len(by_value) < 2 or not clean:
+                    continue
+                fixed = ", ".join(f"{v} {f.label}" for f, v in zip(others, others_values))
+                sweep = Sweep(feature, family, recipe, fixed)
+                sweep.points = [Point(value, by_value[value]) for value in sorted(by_value)]
+                sweeps.append(sweep)
+    return sweeps
+
+
+def seed_spread(runs: list[Run]) -> tuple[float | None, list[list[Run]]]:
+    """Pooled standard deviation of test accuracy over groups of models declared alike but for the seed."""
+    groups: dict[str, list[Run]] = defaultdict(list)
+    for run in runs:
+        groups[run.key()].append(run)
+    repeats = [group for group in groups.values() if len(group) > 1]
+    if not repeats:
+        return None, []
+    squares = sum(float(np.sum((np.array([r.test_accuracy for r in g]) - np.mean([r.test_accuracy for r in g])) ** 2)) for g in repeats)
+    degrees = sum(len(group) - 1 for group in repeats)
+    return math.sqrt(squares / degrees), repeats
+
+
+def frontier(runs: list[Run], cost: Callable[[Run], float]) -> list[Run]:
+    """The runs no cheaper run beats on test accuracy, cheapest first."""
+    best, kept = -1.0, []
+    for run in sorted(runs, key=lambda r: (cost(r), -r.test_accuracy)):
+        if run.test_accuracy > best:
+            kept.append(run)
+            best = run.test_accuracy
+    return kept

@@ -1,0 +1,148 @@
+"""The study's analysis (sweeps, seed spread, gains, frontier) and the report stage, on made-up results."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages import report
+from stages.architectures import check_spec
+from stages.common import StageError
+from stages.study import find_sweeps, frontier, make_run, seed_spread
+from tests.conftest import ROOT, run_stage
+
+SHAPE = (32, 32, 3)
+CLASSES = ["ant", "bee"]
+
+
+def fake_metrics(test_accuracy: float, params: int, val_accuracy: float | None = None) -> dict:
+    val = test_accuracy if val_accuracy is None else val_accuracy
+    return {
+        "test": {"accuracy": test_accuracy, "loss": 1.0}, "train": {"accuracy": 0.9, "loss": 0.5},
+        "val": {"accuracy": val, "loss": 1.0}, "per_class_accuracy": {c: test_accuracy for c in CLASSES},
+        "weight_layers": 3,
+        "cost": {"params": params, "macs_per_image": 10 * params, "training_seconds": 1.0,
+                 "training_images_per_second": 100.0, "inference_images_per_second": 1000.0, "latency_ms": 1.0},
+    }
+
+
+def runs_of(models: dict, accuracy: dict[str, float]) -> list:
+    return [make_run(n, d, check_spec(n, d, SHAPE), fake_metrics(accuracy.get(n, 0.5), 1000 + i)) for i, (n, d) in enumerate(models.items())]
+
+
+def test_sweeps_of_the_default_study() -> None:
+    models = yaml.safe_load((ROOT / "params.yaml").read_text())["models"]
+    sweeps = {(s.family, s.feature.name, s.recipe): s for s in find_sweeps(runs_of(models, {}))}
+    points = {key: [(p.value, [r.name for r in p.runs]) for p in s.points] for key, s in sweeps.items()}
+    alex_w16 = ["alex_w16", "alex_w16_seed1", "alex_w16_seed2"]
+    inc_base = ["inc_base", "inc_base_seed1", "inc_base_seed2"]
+    assert points[("alexnet", "width", "modern")] == [(4, ["alex_w4"]), (8, ["alex_w8"]), (16, alex_w16), (32, ["alex_w32"])]
+    assert points[("alexnet", "depth", "modern")] == [(1, ["alex_b1"]), (2, ["alex_b2"]), (3, alex_w16), (4, ["alex_b4"])]
+    assert points[("alexnet", "width", "notebook")] == [(32, ["seed_base"]), (64, ["seed_wide"])]
+    assert points[("alexnet", "depth", "notebook")] == [(3, ["seed_base"]), (5, ["seed_deep"])]
+    assert points[("inception", "width", "modern")] == [(2, ["inc_filters2"]), (4, inc_base), (8, ["inc_filters8"])]
+    assert points[("inception", "depth", "modern")] == [(3, inc_base), (6, ["inc_blocks2"]), (9, ["inc_blocks3"])]
+    assert points[("inception", "branches", "modern")] == [(2, inc_base), (3, ["inc_branches3"]), (4, ["inc_branches4"])]
+    assert len(sweeps) == 7  # nothing else: the mlps differ in recipe, not in width
+
+
+def test_gain_per_doubling_and_per_step_with_seed_repeats() -> None:
+    alex = {"family": "alexnet", "recipe": "modern"}
+    models = {
+        "w8": {**alex, "filters": 8}, "w16": {**alex, "filters": 16}, "w16_seed1": {**alex, "filters": 16, "seed": 1},
+        "w32": {**alex, "filters": 32}, "b2": {**alex, "filters": 16, "blocks": 2, "kernels": [5, 3]},
+    }
+    accuracy = {"w8": 0.50, "w16": 0.58, "w16_seed1": 0.62, "w32": 0.70, "b2": 0.55}
+    runs = runs_of(models, accuracy)
+    width, depth = sorted(find_sweeps(runs), key=lambda s: s.feature.name, reverse=True)
+    assert [p.value for p in width.points] == [8, 16, 32] and width.points[1].mean == pytest.approx(0.60)
+    assert width.gain() == pytest.approx(0.10)  # +0.10 per doubling, on the means
+    assert depth.gain() == pytest.approx(0.60 - 0.55)  # 2 -> 3 layers: +0.05 per added layer
+    sigma, repeats = seed_spread(runs)
+    assert [[r.name for r in g] for g in repeats] == [["w16", "w16_seed1"]]
+    assert sigma == pytest.approx(math.sqrt(((0.58 - 0.6) ** 2 + (0.62 - 0.6) ** 2) / 1))
+
+
+def test_a_value_with_two_different_models_is_not_a_clean_sweep() -> None:
+    alex = {"family": "alexnet", "recipe": "modern"}
+    models = {"w8": {**alex, "filters": 8}, "w16": {**alex, "filters": 16},
+              "w16_k7": {**alex, "filters": 16, "kernels": [7, 3, 3]}}
+    widths = [s for s in find_sweeps(runs_of(models, {})) if s.feature.name == "width"]
+    assert [[p.value for p in s.points] for s in widths] == [[8, 16]]  # w16_k7 differs in kernels: alone
+
+
+def test_frontier_keeps_models_no_cheaper_model_beats() -> None:
+    mlp = {"family": "mlp", "recipe": "modern"}
+    models = {"a": {**mlp, "widths": [8]}, "b": {**mlp, "widths": [16]}, "c": {**mlp, "widths": [32]}}
+    runs = runs_of(models, {"a": 0.4, "b": 0.3, "c": 0.5})  # params 1000, 1001, 1002
+    assert [r.name for r in frontier(runs, lambda r: r.metrics["cost"]["params"])] == ["a", "c"]
+
+
+def write_results(folder: Path, models: dict, accuracy: dict[str, float], val: dict[str, float]) -> None:
+    """metrics/, dvclive/ and plots/confusion/ as evaluate and train write them."""
+    for i, name in enumerate(models):
+        (folder / "metrics").mkdir(parents=True, exist_ok=True)
+        (folder / "metrics" / f"{name}.json").write_text(json.dumps(fake_metrics(accuracy[name], 100 * (i + 1), val[name])))
+        for split in ("train", "val"):
+            log = folder / "dvclive" / name / "plots" / "metrics" / split / "accuracy.tsv"
+            log.parent.mkdir(parents=True)
+            log.write_text("step\taccuracy\n0\t0.3\n1\t0.4\n2\t0.45\n")
+        records = [{"actual": CLASSES[i % 2], "predicted": CLASSES[(i // 3) % 2]} for i in range(6)]
+        (folder / "plots" / "confusion").mkdir(parents=True, exist_ok=True)
+        (folder / "plots" / "confusion" / f"{name}.json").write_text(json.dumps(records))
+    (folder / "dataset.json").write_text(json.dumps({"classes": CLASSES, "image_shape": list(SHAPE), "splits": {"test": {"count": 6}}}))
+    (folder / "params.yaml").write_text(yaml.safe_dump({"models": models}, sort_keys=False))
+
+
+REPORT_ARGS = ("dataset.json", "metrics", "dvclive", "plots/confusion", "report")
+
+
+def test_report_writes_table_plots_and_conclusion(workdir: Path) -> None:
+    alex = {"family": "alexnet", "recipe": "modern"}
+    models = {"w8": {**alex, "filters": 8}, "w16": {**alex, "filters": 16}, "w16_seed1": {**alex, "filters": 16, "seed": 1},
+              "mlp": {"family": "mlp", "recipe": "modern"}}
+    accuracy = {"w8": 0.5, "w16": 0.6, "w16_seed1": 0.62, "mlp": 0.4}
+    write_results(workdir, models, accuracy, val={**accuracy, "w16": 0.7})
+    run_stage(report, *REPORT_ARGS)
+
+    with open("report/summary.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [r["model"] for r in rows] == list(models) and list(rows[0]) == report.COLUMNS
+    assert [float(r["test_accuracy"]) for r in rows] == list(accuracy.values())
+    text = Path("report/report.md").read_text()
+    assert "alexnet width (modern recipe, 3 convolution layers): +0.1100 test accuracy per doubling of width" in text
+    assert "standard deviation 0.0141" in text and "larger than the seed spread" in text
+    assert "Best model by validation accuracy: w16 (validation 0.7000, test 0.6000" in text
+    assert "the alexnet family holds" in text
+    for figure in ("sweeps", "cost", "epochs", "confusion_best"):
+        assert Path(f"report/{figure}.png").read_bytes()[:4] == b"\x89PNG" and f"]({figure}.png)" in text
+    sweeps = json.loads(Path("report/plots/sweeps.json").read_text())
+    assert [(s["value"], s["test_accuracy"], s["low"], s["high"], s["runs"]) for s in sweeps] == [(8, 0.5, 0.5, 0.5, 1), (16, 0.61, 0.6, 0.62, 2)]
+    epochs = json.loads(Path("report/plots/epochs.json").read_text())
+    assert len(epochs) == 3 * len(models) and epochs[0] == {"model": "w8", "epoch": 1, "train_accuracy": 0.3, "val_accuracy": 0.3}
+    confusion = json.loads(Path("report/plots/confusion_best.json").read_text())
+    assert confusion == json.loads(Path("plots/confusion/w16.json").read_text())
+
+
+def test_report_without_seed_repeats_says_the_spread_is_unknown(workdir: Path) -> None:
+    models = {"a": {"family": "mlp", "recipe": "modern", "widths": [8]}, "b": {"family": "mlp", "recipe": "modern", "widths": [16]}}
+    write_results(workdir, models, {"a": 0.4, "b": 0.5}, {"a": 0.4, "b": 0.5})
+    run_stage(report, *REPORT_ARGS)
+    text = Path("report/report.md").read_text()
+    assert "seed-to-seed spread is unknown" in text and "+0.1000 test accuracy per doubling of width" in text
+
+
+def test_a_model_without_metrics_stops_the_report_and_writes_nothing(workdir: Path) -> None:
+    models = {"a": {"family": "mlp", "recipe": "modern"}}
+    write_results(workdir, models, {"a": 0.4}, {"a": 0.4})
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["models"]["b"] = {"family": "mlp", "recipe": "modern", "widths": [4]}
+    Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with pytest.raises(StageError, match="metrics/b.json"):
+        run_stage(report, *REPORT_ARGS)
+    assert not Path("report").exists()
