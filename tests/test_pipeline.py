@@ -14,15 +14,20 @@ import numpy as np
 import pytest
 import yaml
 
-from tests import builders
+from tests import browser, builders
 from tests.conftest import ROOT
+from tools import sync_artifacts
 
-PIPELINE_FILES = ["dvc.yaml", "params.yaml", "stages", ".dvc/config", ".dvcignore", ".gitignore"]
+PIPELINE_FILES = ["dvc.yaml", "params.yaml", "stages", ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore"]
+STAGES = {"download", "prepare", "report"} | {f"{stage}@{model}" for stage in ("train", "evaluate") for model in ("tiny_alex", "tiny_alex_w8", "tiny_mlp")}
+TOP_LEVEL_PLOTS = {"val_accuracy_per_epoch", "accuracy_along_sweeps", "accuracy_vs_params", "accuracy_vs_macs", "confusion_of_best_model"}
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """A git + DVC repository holding this project's pipeline and a tiny dataset."""
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A git + DVC repository holding this project's pipeline and a tiny dataset, after
+    its first `dvc repro`, committed as the baseline; and what that repro printed."""
+    tmp_path = tmp_path_factory.mktemp("pipeline")
     repo = tmp_path / "repo"
     for name in PIPELINE_FILES:
         source, target = ROOT / name, repo / name
@@ -37,16 +42,25 @@ def repo(tmp_path: Path) -> Path:
     params = yaml.safe_load((repo / "params.yaml").read_text())
     for recipe in params["recipes"].values():
         recipe.update(epochs=1, batch_size=8)
-    params["models"] = {  # two tiny models instead of the study, for 8x8 images
-        "tiny_alex": {"family": "alexnet", "recipe": "modern", "filters": 4, "blocks": 1, "kernels": [3]},
+    tiny_alex = {"family": "alexnet", "recipe": "modern", "filters": 4, "blocks": 1, "kernels": [3]}
+    params["models"] = {  # a two-point width sweep and an mlp instead of the study, for 8x8 images
+        "tiny_alex": tiny_alex,
+        "tiny_alex_w8": {**tiny_alex, "filters": 8},
         "tiny_mlp": {"family": "mlp", "recipe": "notebook", "widths": [8]},
     }
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    (repo / "dvc.yaml").write_text(sync_artifacts.synced((repo / "dvc.yaml").read_text(), params["models"]))
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    commit(repo, "pipeline")  # DVCLive needs a commit
+    output = dvc(repo, "repro")
+    commit(repo, "baseline")
+    return repo, output
+
+
+def commit(repo: Path, message: str) -> None:
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
     subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
-    subprocess.run([*git, "commit", "-qm", "pipeline"], cwd=repo, check=True)  # DVCLive needs a commit
-    return repo
+    subprocess.run([*git, "commit", "-qm", message], cwd=repo, check=True)
 
 
 def edit_params(repo: Path, **sections: dict) -> None:
@@ -68,6 +82,14 @@ def dvc(repo: Path, *args: str) -> str:
     return result.stdout
 
 
+def model_artifacts(repo: Path) -> dict[str, tuple[str, str]]:
+    """The artifacts DVC's model registry reads from dvc.yaml: name -> (type, path)."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        return {name: (a.type, a.path) for name, a in dvc_repo.artifacts.read()["dvc.yaml"].items()}
+
+
 def ran(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
@@ -76,23 +98,46 @@ def stale_stages(repo: Path) -> set[str]:
     return set(json.loads(dvc(repo, "status", "--json")))
 
 
-def test_repro_runs_once_and_reruns_only_what_changed(repo: Path) -> None:
-    output = dvc(repo, "repro")
-    assert ran(output) == {"download", "prepare", "train@tiny_alex", "train@tiny_mlp", "evaluate@tiny_alex", "evaluate@tiny_mlp"}
+def test_plots_show_renders_every_plot_in_a_browser(reproduced: tuple[Path, str], tmp_path: Path) -> None:
+    repo, _ = reproduced
+    declared = json.loads(dvc(repo, "plots", "show", "--json", "--split"))["data"]
+    assert TOP_LEVEL_PLOTS <= set(declared)
+    kinds = [render["type"] for renders in declared.values() for render in renders]
+    output = dvc(repo, "plots", "show", "-o", str(tmp_path / "html"))
+    assert "WARNING" not in output and "ERROR" not in output, output
+    why = browser.missing()
+    if why and not os.environ.get("REQUIRE_BROWSER"):
+        pytest.skip(why)
+    page = browser.render(tmp_path / "html" / "index.html")
+    assert page.charts == kinds.count("vega") and page.images == kinds.count("image"), (page, kinds)
+    assert page.problems == []
+    assert page.rendered == page.charts and page.loaded_images == page.images
+
+
+def test_repro_runs_once_and_reruns_only_what_changed(reproduced: tuple[Path, str]) -> None:
+    repo, output = reproduced
+    assert ran(output) == STAGES
     assert (repo / "models/tiny_alex.keras").exists() and (repo / "dvclive/tiny_mlp/metrics.json").exists()
     assert np.load(repo / "data/prepared/x_val.npy").shape == (4, 8, 8, 3)
     assert (repo / "plots/samples.png").exists()
+    report = (repo / "report/report.md").read_text()
+    assert "alexnet width (modern recipe, 1 convolution layers)" in report
+    assert model_artifacts(repo) == {name: ("model", f"models/{name}.keras") for name in ("tiny_alex", "tiny_alex_w8", "tiny_mlp")}
     assert stale_stages(repo) == set()
 
     output = dvc(repo, "repro")
     assert "Running stage" not in output
 
     edit_params(repo, **{"models.tiny_alex": {"filters": 6}})
-    assert stale_stages(repo) == {"train@tiny_alex"}
-    assert ran(dvc(repo, "repro")) == {"train@tiny_alex", "evaluate@tiny_alex"}
-    metrics = json.loads(dvc(repo, "metrics", "show", "--json"))
-    shown = next(iter(metrics.values()))["data"]
-    assert {"metrics/tiny_alex.json", "metrics/tiny_mlp.json", "dvclive/tiny_alex/metrics.json"} <= set(shown)
+    assert stale_stages(repo) == {"train@tiny_alex", "report"}
+    assert ran(dvc(repo, "repro")) == {"train@tiny_alex", "evaluate@tiny_alex", "report"}
+    shown = next(iter(json.loads(dvc(repo, "metrics", "show", "--json")).values()))["data"]
+    assert set(shown) == {"metrics/tiny_alex.json", "metrics/tiny_alex_w8.json", "metrics/tiny_mlp.json"}
+    changed = json.loads(dvc(repo, "metrics", "diff", "HEAD", "--json"))
+    assert set(changed) == {"metrics/tiny_alex.json"}
+    assert changed["metrics/tiny_alex.json"]["cost.params"]["diff"] > 0
+    output = dvc(repo, "plots", "diff", "HEAD", "-o", str(repo.parent / "diff"))
+    assert "WARNING" not in output and "ERROR" not in output, output
 
     edit_params(repo, prepare={"val_size": 6})
     assert stale_stages(repo) == {"prepare"}  # training follows once prepare's output changes
@@ -108,3 +153,9 @@ def test_repro_runs_once_and_reruns_only_what_changed(repo: Path) -> None:
     output = dvc(repo, "repro")
     assert "Running stage 'download'" in output and "Running stage 'prepare'" in output
     assert json.loads((repo / "data/prepared/dataset.json").read_text())["classes"] == ["ant", "bee", "wasp"]
+
+
+def test_dvc_yaml_declares_one_model_artifact_per_declared_model() -> None:
+    models = yaml.safe_load((ROOT / "params.yaml").read_text())["models"]
+    dvc_yaml = (ROOT / "dvc.yaml").read_text()
+    assert sync_artifacts.synced(dvc_yaml, models) == dvc_yaml, "run: python tools/sync_artifacts.py"
