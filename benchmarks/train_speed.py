@@ -9,7 +9,8 @@ Needs `data/prepared` (run `dvc repro prepare` first). Three parts, each optiona
               the same model, data and epochs (the stage adds validation, DVCLive logging
               and a checkpoint per epoch); both on a subset, alternated, best of --repeats.
   switches    one model under float32 vs mixed_bfloat16, the recipe's batch size vs twice
-              it, augmentation layers on vs off, and XLA (jit_compile) off vs on.
+              it, augmentation layers on vs off, XLA (jit_compile) off vs on, and one vs
+              16 training steps per call into the backend (steps_per_execution).
 
     python benchmarks/train_speed.py [--parts throughput,overhead,switches] [--models a,b]
 """
@@ -142,6 +143,7 @@ def switches(params: dict, name: str, images: int) -> None:
     rows.append(("batch size x2", {**recipe, "batch_size": 2 * recipe["batch_size"]}, {}))
     rows.append(("no augmentation layers", {**recipe, "flip": False, "translate": 0.0}, {}))
     rows.append(("XLA (jit_compile=True)", recipe, {"jit_compile": True}))
+    rows.append(("16 steps per execution", recipe, {"steps_per_execution": 16}))
     print(f"\nswitches: {name}, {images} images\n| switch | img/s |\n|---|---|")
     for label, variant, compile_args in rows:
         print(f"| {label} | {images_per_second(spec, variant, info, x, y, **compile_args):.0f} |", flush=True)
