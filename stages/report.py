@@ -23,7 +23,7 @@ import numpy as np
 
 from stages.architectures import check_spec
 from stages.common import StageError, atomic_path, load_params, read_json, run
-from stages.study import FEATURES, Run, Sweep, find_sweeps, frontier, make_run, seed_spread
+from stages.study import FEATURES, Run, Sweep, find_sweeps, frontier, make_run, mean_accuracy, seed_groups, seed_spread
 
 log = logging.getLogger("report")
 
@@ -32,11 +32,25 @@ COLUMNS = [
     "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "training_seconds",
 ]
 
+# What the report reads of each metrics/<name>.json.
+METRIC_KEYS = {
+    "test": {"accuracy", "loss"}, "train": {"accuracy", "loss"}, "val": {"accuracy", "loss"},
+    "cost": {"params", "macs_per_image", "training_seconds"},
+}
+
 
 def load_runs(models: dict[str, Any], input_shape: tuple[int, int, int], metrics_dir: Path) -> list[Run]:
+    """Every declared model with its metrics; a StageError names a missing file or key."""
     runs = []
     for name, declared in models.items():
-        runs.append(make_run(name, declared, check_spec(name, declared, input_shape), read_json(metrics_dir / f"{name}.json")))
+        path = metrics_dir / f"{name}.json"
+        metrics = read_json(path)
+        for section, keys in METRIC_KEYS.items():
+            if not isinstance(metrics.get(section), dict) or not keys <= set(metrics[section]):
+                raise StageError(f"{path}: '{section}' must hold {', '.join(sorted(keys))}; rerun its evaluate stage")
+        if "weight_layers" not in metrics:
+            raise StageError(f"{path}: 'weight_layers' is missing; rerun its evaluate stage")
+        runs.append(make_run(name, declared, check_spec(name, declared, input_shape), metrics))
     return runs
 
 
@@ -85,31 +99,37 @@ def sweep_records(sweeps: list[Sweep]) -> list[dict[str, Any]]:
 
 def conclusion(runs: list[Run], sweeps: list[Sweep], best: Run, test_images: int) -> list[str]:
     """The study's answer in a few sentences, every number computed from the runs."""
-    sigma, repeats = seed_spread(runs)
     lines = [f"Test accuracy on {test_images:,} test images; the best model is chosen on validation accuracy."]
-    if sigma is None:
-        lines.append("No model was trained with more than one seed, so the seed-to-seed spread is unknown and no gain "
-                     "below can be called larger than it: declare a model twice with different `seed:` to measure it.")
-    else:
-        groups = ", ".join(f"{'/'.join(r.name for r in g)}" for g in repeats)
-        lines.append(f"Seed-to-seed spread: standard deviation {sigma:.4f} of test accuracy (pooled over {groups}). "
-                     f"A gain counts as larger than the spread when it exceeds twice that, {2 * sigma:.4f}.")
+    spread = {}  # per family and recipe: training noise depends on both
+    for family, recipe in dict.fromkeys((run.family, run.recipe) for run in runs):
+        sigma, repeats = seed_spread([run for run in runs if (run.family, run.recipe) == (family, recipe)])
+        spread[family, recipe] = sigma
+        if sigma is not None:
+            groups = ", ".join("/".join(r.name for r in group) for group in repeats)
+            lines.append(f"- {family}, {recipe} recipe: the seed-to-seed spread, the pooled standard deviation of test "
+                         f"accuracy over {groups}, is {sigma:.4f}; a gain is called larger than the spread when it "
+                         f"exceeds twice that, {2 * sigma:.4f}.")
+        elif any((s.family, s.recipe) == (family, recipe) for s in sweeps):
+            lines.append(f"- {family}, {recipe} recipe: no model was trained with more than one seed, so the seed-to-seed "
+                         "spread is unknown and no gain can be called larger than it (declare a model again with another `seed:`).")
     lines.append("")
     for sweep in sweeps:
-        gain = sweep.gain()
+        gain, sigma = sweep.gain(), spread[sweep.family, sweep.recipe]
         values = " → ".join(str(p.value) for p in sweep.points)
+        steps = ", ".join(f"{b.mean - a.mean:+.4f}" for a, b in zip(sweep.points, sweep.points[1:]))
         verdict = "" if sigma is None else (", larger than the seed spread" if abs(gain) > 2 * sigma else ", within the seed spread")
-        lines.append(f"- {sweep.title}: {gain:+.4f} test accuracy per {sweep.feature.step} "
-                     f"({sweep.feature.label} {values}; {', '.join(sweep.models)}){verdict}.")
+        lines.append(f"- {sweep.title}: {gain:+.4f} test accuracy per {sweep.feature.step}{verdict} "
+                     f"({sweep.feature.label} {values}, step by step {steps}; {', '.join(sweep.models)}).")
     if not sweeps:
         lines.append("- No sweep: no two models of one family and recipe differ in width, depth or branches alone.")
-    on_frontier = frontier(runs, lambda r: r.metrics["cost"]["params"])
-    counts = {family: sum(r.family == family for r in on_frontier) for family in FEATURES}
-    leader = max(counts, key=lambda f: (counts[f], max((r.test_accuracy for r in on_frontier if r.family == f), default=0)))
+    on_frontier = frontier(seed_groups(runs), lambda r: r.metrics["cost"]["params"])
+    counts = {family: sum(g[0].family == family for g in on_frontier) for family in FEATURES}
+    leader = max(counts, key=lambda f: (counts[f], max((mean_accuracy(g) for g in on_frontier if g[0].family == f), default=0)))
     lines += [
         "",
-        "Accuracy per parameter: the models no smaller model beats are "
-        + ", ".join(f"{r.name} ({r.metrics['cost']['params']:,} parameters, {r.test_accuracy:.4f})" for r in on_frontier)
+        "Accuracy per parameter: the models no smaller model beats on test accuracy (the mean over seeds) are "
+        + ", ".join(f"{g[0].name} ({g[0].metrics['cost']['params']:,} parameters, {mean_accuracy(g):.4f}"
+                    f"{f', {len(g)} seeds' if len(g) > 1 else ''})" for g in on_frontier)
         + f"; the {leader} family holds {counts[leader]} of these {len(on_frontier)} points, so it gives the best "
         "accuracy per parameter in this study.",
         "",
@@ -159,6 +179,7 @@ def plot_sweeps(sweeps: list[Sweep], path: Path) -> None:
 
 def plot_cost(runs: list[Run], path: Path) -> None:
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     for ax, (key, label) in zip(axes, (("params", "parameters"), ("macs_per_image", "multiply-accumulates per image"))):
@@ -166,9 +187,11 @@ def plot_cost(runs: list[Run], path: Path) -> None:
             members = [r for r in runs if r.family == family]
             if members:
                 ax.scatter([r.metrics["cost"][key] for r in members], [r.test_accuracy for r in members], label=family)
-        for r in runs:
-            ax.annotate(r.name, (r.metrics["cost"][key], r.test_accuracy), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        for group in seed_groups(runs):  # one label per model, however many seeds
+            first = group[0]
+            ax.annotate(first.name, (first.metrics["cost"][key], first.test_accuracy), fontsize=6, xytext=(3, 3), textcoords="offset points")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(f"{label} (log scale)")
         ax.set_ylabel("test accuracy")
         ax.set_title(f"Test accuracy against {label}")
@@ -179,13 +202,18 @@ def plot_cost(runs: list[Run], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_epochs(records: list[dict[str, Any]], path: Path) -> None:
+def plot_epochs(records: list[dict[str, Any]], runs: list[Run], path: Path) -> None:
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
-    fig, ax = plt.subplots(figsize=(10, 5))
-    for model in dict.fromkeys(r["model"] for r in records):
-        mine = [r for r in records if r["model"] == model]
-        ax.plot([r["epoch"] for r in mine], [r["val_accuracy"] for r in mine], marker=".", label=model)
+    styles = dict(zip(FEATURES, ("-", "--", ":")))  # line style by family, colour by model
+    colors = plt.get_cmap("tab20").colors
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    for i, run in enumerate(runs):
+        mine = [r for r in records if r["model"] == run.name]
+        ax.plot([r["epoch"] for r in mine], [r["val_accuracy"] for r in mine], styles[run.family],
+                marker=".", color=colors[i % len(colors)], label=f"{run.name} ({run.family})")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")
     ax.set_title("Validation accuracy after each epoch, every model")
@@ -257,7 +285,7 @@ def main() -> None:
             (folder / "plots" / f"{name}.json").write_text(json.dumps(records, indent=1) + "\n")
         plot_sweeps(sweeps, folder / "sweeps.png")
         plot_cost(runs, folder / "cost.png")
-        plot_epochs(epochs, folder / "epochs.png")
+        plot_epochs(epochs, runs, folder / "epochs.png")
         plot_confusion(confusion, info["classes"], figures["confusion_best.png"], folder / "confusion_best.png")
     log.info("%d models, %d sweeps; best by validation accuracy: %s", len(runs), len(sweeps), best.name)
 

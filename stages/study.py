@@ -153,10 +153,7 @@ def find_sweeps(runs: list[Run]) -> list[Sweep]:
 
 def seed_spread(runs: list[Run]) -> tuple[float | None, list[list[Run]]]:
     """Pooled standard deviation of test accuracy over groups of models declared alike but for the seed."""
-    groups: dict[str, list[Run]] = defaultdict(list)
-    for run in runs:
-        groups[run.key()].append(run)
-    repeats = [group for group in groups.values() if len(group) > 1]
+    repeats = [group for group in seed_groups(runs) if len(group) > 1]
     if not repeats:
         return None, []
     squares = sum(float(np.sum((np.array([r.test_accuracy for r in g]) - np.mean([r.test_accuracy for r in g])) ** 2)) for g in repeats)
@@ -164,11 +161,23 @@ def seed_spread(runs: list[Run]) -> tuple[float | None, list[list[Run]]]:
     return math.sqrt(squares / degrees), repeats
 
 
-def frontier(runs: list[Run], cost: Callable[[Run], float]) -> list[Run]:
-    """The runs no cheaper run beats on test accuracy, cheapest first."""
+def seed_groups(runs: list[Run]) -> list[list[Run]]:
+    """Runs grouped by declaration: each group is one model trained with one or more seeds."""
+    groups: dict[str, list[Run]] = defaultdict(list)
+    for run in runs:
+        groups[run.key()].append(run)
+    return list(groups.values())
+
+
+def mean_accuracy(group: list[Run]) -> float:
+    return float(np.mean([run.test_accuracy for run in group]))
+
+
+def frontier(groups: list[list[Run]], cost: Callable[[Run], float]) -> list[list[Run]]:
+    """The models (over their seeds) that no cheaper model beats on mean test accuracy, cheapest first."""
     best, kept = -1.0, []
-    for run in sorted(runs, key=lambda r: (cost(r), -r.test_accuracy)):
-        if run.test_accuracy > best:
-            kept.append(run)
-            best = run.test_accuracy
+    for group in sorted(groups, key=lambda g: (cost(g[0]), -mean_accuracy(g))):
+        if mean_accuracy(group) > best:
+            kept.append(group)
+            best = mean_accuracy(group)
     return kept

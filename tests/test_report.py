@@ -13,7 +13,7 @@ import yaml
 from stages import report
 from stages.architectures import check_spec
 from stages.common import StageError
-from stages.study import find_sweeps, frontier, make_run, seed_spread
+from stages.study import find_sweeps, frontier, make_run, seed_groups, seed_spread
 from tests.conftest import ROOT, run_stage
 
 SHAPE = (32, 32, 3)
@@ -79,8 +79,13 @@ def test_a_value_with_two_different_models_is_not_a_clean_sweep() -> None:
 def test_frontier_keeps_models_no_cheaper_model_beats() -> None:
     mlp = {"family": "mlp", "recipe": "modern"}
     models = {"a": {**mlp, "widths": [8]}, "b": {**mlp, "widths": [16]}, "c": {**mlp, "widths": [32]}}
-    runs = runs_of(models, {"a": 0.4, "b": 0.3, "c": 0.5})  # params 1000, 1001, 1002
-    assert [r.name for r in frontier(runs, lambda r: r.metrics["cost"]["params"])] == ["a", "c"]
+    models["c_seed1"] = {**models["c"], "seed": 1}
+    runs = runs_of(models, {"a": 0.4, "b": 0.3, "c": 0.6, "c_seed1": 0.3})  # params 1000, 1001, 1002, 1003
+    kept = frontier(seed_groups(runs), lambda r: r.metrics["cost"]["params"])
+    assert [[r.name for r in group] for group in kept] == [["a"], ["c", "c_seed1"]]  # c's mean, 0.45, beats a's 0.4
+    runs[-1].metrics["test"]["accuracy"] = 0.2
+    kept = frontier(seed_groups(runs), lambda r: r.metrics["cost"]["params"])
+    assert [[r.name for r in group] for group in kept] == [["a"]]  # now 0.4: a lucky seed alone does not count
 
 
 def write_results(folder: Path, models: dict, accuracy: dict[str, float], val: dict[str, float]) -> None:
@@ -115,8 +120,8 @@ def test_report_writes_table_plots_and_conclusion(workdir: Path) -> None:
     assert [r["model"] for r in rows] == list(models) and list(rows[0]) == report.COLUMNS
     assert [float(r["test_accuracy"]) for r in rows] == list(accuracy.values())
     text = Path("report/report.md").read_text()
-    assert "alexnet width (modern recipe, 3 convolution layers): +0.1100 test accuracy per doubling of width" in text
-    assert "standard deviation 0.0141" in text and "larger than the seed spread" in text
+    assert "alexnet width (modern recipe, 3 convolution layers): +0.1100 test accuracy per doubling of width, larger than the seed spread" in text
+    assert "alexnet, modern recipe: the seed-to-seed spread, the pooled standard deviation of test accuracy over w16/w16_seed1, is 0.0141" in text
     assert "Best model by validation accuracy: w16 (validation 0.7000, test 0.6000" in text
     assert "the alexnet family holds" in text
     for figure in ("sweeps", "cost", "epochs", "confusion_best"):
@@ -137,12 +142,17 @@ def test_report_without_seed_repeats_says_the_spread_is_unknown(workdir: Path) -
     assert "seed-to-seed spread is unknown" in text and "+0.1000 test accuracy per doubling of width" in text
 
 
-def test_a_model_without_metrics_stops_the_report_and_writes_nothing(workdir: Path) -> None:
+def test_missing_or_incomplete_metrics_stop_the_report_and_write_nothing(workdir: Path) -> None:
     models = {"a": {"family": "mlp", "recipe": "modern"}}
     write_results(workdir, models, {"a": 0.4}, {"a": 0.4})
     params = yaml.safe_load(Path("params.yaml").read_text())
     params["models"]["b"] = {"family": "mlp", "recipe": "modern", "widths": [4]}
     Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     with pytest.raises(StageError, match="metrics/b.json"):
+        run_stage(report, *REPORT_ARGS)
+    metrics = json.loads(Path("metrics/a.json").read_text())
+    del metrics["cost"]["macs_per_image"]
+    Path("metrics/b.json").write_text(json.dumps(metrics))
+    with pytest.raises(StageError, match=r"metrics/b.json: 'cost' must hold macs_per_image"):
         run_stage(report, *REPORT_ARGS)
     assert not Path("report").exists()
