@@ -282,7 +282,7 @@ def main() -> None:
             writer.writerows(rows)
         (folder / "plots").mkdir()
         for name, records in (("epochs", epochs), ("sweeps", sweep_records(sweeps)), ("cost", cost), ("confusion_best", confusion)):
-            (folder / "plots" / f"{name}.json").write_text(json.dumps(records, indent=1) + "\n")
+            (folder / "plots" / f"{name}.json").write_text(json.dumps(records) + "\n")  # compact: 10,000 confusion records
         plot_sweeps(sweeps, folder / "sweeps.png")
         plot_cost(runs, folder / "cost.png")
         plot_epochs(epochs, runs, folder / "epochs.png")
