@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from stages.common import StageError, atomic_path, read_json, run
+from stages.figures import save_image_grid
 
 log = logging.getLogger("evaluate")
 
@@ -62,26 +63,6 @@ def speed(model, images: np.ndarray) -> dict[str, float]:
         np.asarray(model(one, training=False))
         latencies.append(time.perf_counter() - start)
     return {"inference_images_per_second": round(throughput, 1), "latency_ms": round(1000 * float(np.median(latencies)), 3)}
-
-
-def save_misclassified_grid(images, actual, predicted, classes: list[str], path: Path, count: int = 25) -> None:
-    """The first `count` misclassified test images, titled 'true -> predicted'."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    wrong = np.flatnonzero(actual != predicted)[:count]
-    fig, axes = plt.subplots(5, 5, figsize=(8, 8.8))
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, i in zip(axes.flat, wrong):
-        ax.imshow(images[i].squeeze(), cmap="gray" if images.shape[-1] == 1 else None, vmin=0, vmax=255)
-        ax.set_title(f"{classes[actual[i]]}\n-> {classes[predicted[i]]}", fontsize=8)
-    fig.suptitle(f"Misclassified test images (true -> predicted), first {len(wrong)}")
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=90)
-    plt.close(fig)
 
 
 def evaluate(
@@ -136,7 +117,9 @@ def main() -> None:
     with atomic_path(args.metrics) as metrics_tmp, atomic_path(args.confusion) as confusion_tmp, atomic_path(args.misclassified) as grid_tmp:
         metrics_tmp.write_text(json.dumps(metrics, indent=2) + "\n")
         confusion_tmp.write_text(json.dumps(records) + "\n")
-        save_misclassified_grid(x_test, actual, predicted, classes, grid_tmp)
+        wrong = np.flatnonzero(actual != predicted)[:25]
+        titles = [f"{classes[actual[i]]}\n-> {classes[predicted[i]]}" for i in wrong]
+        save_image_grid(x_test[wrong], titles, f"Misclassified test images (true -> predicted), first {len(wrong)}", grid_tmp)
     log.info("%s: test accuracy %.4f, %s parameters, %s MACs per image",
              args.name, metrics["test"]["accuracy"], f"{metrics['cost']['params']:,}", f"{metrics['cost']['macs_per_image']:,}")
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from stages.common import StageError, atomic_path, load_params, run
+from stages.figures import save_image_grid
 from stages.readers import read_dataset
 
 log = logging.getLogger("prepare")
@@ -71,25 +72,6 @@ def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np
     return mean, np.sqrt(variance)
 
 
-def save_sample_grid(images: np.ndarray, labels: np.ndarray, classes: list[str], path: Path) -> None:
-    """The first 25 images with their class names, as a 5 x 5 PNG grid."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(5, 5, figsize=(7, 7.6))
-    for ax, image, label in zip(axes.flat, images, labels):
-        ax.imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None, vmin=0, vmax=255)
-        ax.set_title(classes[label], fontsize=9)
-    for ax in axes.flat:
-        ax.axis("off")
-    fig.suptitle("First 25 training images")
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100)
-    plt.close(fig)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("raw", type=Path, help="folder written by the download stage")
@@ -133,7 +115,8 @@ def main() -> None:
         for name, array in arrays.items():
             np.save(folder / f"{name}.npy", array)
         (folder / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
-        save_sample_grid(arrays["x_train"][:25], arrays["y_train"][:25], data.classes, grid)
+        titles = [data.classes[label] for label in arrays["y_train"][:25]]
+        save_image_grid(arrays["x_train"][:25], titles, "First 25 training images", grid)
     log.info(
         "%s: %d train, %d val, %d test images of shape %s; mean %s, std %s",
         data.name, len(train), len(val), len(data.y_test), info["image_shape"], info["mean"], info["std"],

@@ -23,6 +23,7 @@ import numpy as np
 
 from stages.architectures import check_spec
 from stages.common import StageError, atomic_path, load_params, read_json, run
+from stages.figures import pyplot
 from stages.study import FEATURES, Run, Sweep, find_sweeps, frontier, make_run, mean_accuracy, seed_groups, seed_spread
 
 log = logging.getLogger("report")
@@ -89,7 +90,7 @@ def sweep_records(sweeps: list[Sweep]) -> list[dict[str, Any]]:
     return [
         {
             "feature": f"{sweep.feature.name}: {sweep.feature.label}", "sweep": sweep.title, "value": point.value,
-            "test_accuracy": round(point.mean, 4), "low": min(point.accuracies), "high": max(point.accuracies),
+            "test_accuracy": round(point.mean, 4), "low": point.low, "high": point.high,
             "runs": len(point.runs), "models": " ".join(run.name for run in point.runs),
         }
         for sweep in sweeps
@@ -149,7 +150,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def plot_sweeps(sweeps: list[Sweep], path: Path) -> None:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = list(dict.fromkeys(s.feature.name for s in sweeps))
     fig, axes = plt.subplots(1, max(len(names), 1), figsize=(5.5 * max(len(names), 1), 4.5), squeeze=False)
@@ -157,7 +158,7 @@ def plot_sweeps(sweeps: list[Sweep], path: Path) -> None:
         for sweep in (s for s in sweeps if s.feature.name == name):
             x = [p.value for p in sweep.points]
             y = [p.mean for p in sweep.points]
-            spread = [[p.mean - min(p.accuracies) for p in sweep.points], [max(p.accuracies) - p.mean for p in sweep.points]]
+            spread = [[p.mean - p.low for p in sweep.points], [p.high - p.mean for p in sweep.points]]
             ax.errorbar(x, y, yerr=spread, marker="o", capsize=4, label=sweep.title)
             if sweep.feature.doubling:
                 ax.set_xscale("log", base=2)
@@ -178,8 +179,9 @@ def plot_sweeps(sweeps: list[Sweep], path: Path) -> None:
 
 
 def plot_cost(runs: list[Run], path: Path) -> None:
-    import matplotlib.pyplot as plt
     import matplotlib.ticker
+
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     for ax, (key, label) in zip(axes, (("params", "parameters"), ("macs_per_image", "multiply-accumulates per image"))):
@@ -203,8 +205,9 @@ def plot_cost(runs: list[Run], path: Path) -> None:
 
 
 def plot_epochs(records: list[dict[str, Any]], runs: list[Run], path: Path) -> None:
-    import matplotlib.pyplot as plt
     import matplotlib.ticker
+
+    plt = pyplot()
 
     styles = dict(zip(FEATURES, ("-", "--", ":")))  # line style by family, colour by model
     colors = plt.get_cmap("tab20").colors
@@ -225,7 +228,7 @@ def plot_epochs(records: list[dict[str, Any]], runs: list[Run], path: Path) -> N
 
 
 def plot_confusion(records: list[dict[str, str]], classes: list[str], title: str, path: Path) -> None:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     index = {name: i for i, name in enumerate(classes)}
     counts = np.zeros((len(classes), len(classes)), dtype=int)
@@ -246,9 +249,6 @@ def plot_confusion(records: list[dict[str, str]], classes: list[str], title: str
 
 
 def main() -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", type=Path, help="dataset.json written by the prepare stage")
     parser.add_argument("metrics", type=Path, help="folder of metrics/<name>.json")

@@ -98,6 +98,14 @@ class Point:
     def mean(self) -> float:
         return float(np.mean(self.accuracies))
 
+    @property
+    def low(self) -> float:
+        return min(self.accuracies)
+
+    @property
+    def high(self) -> float:
+        return max(self.accuracies)
+
 
 @dataclass
 class Sweep:

@@ -1,0 +1,32 @@
+"""Figures shared by the stages: headless matplotlib and a titled grid of images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend: stages run with no screen."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_image_grid(images: np.ndarray, titles: list[str], title: str, path: Path) -> None:
+    """Up to 25 uint8 images (grayscale or RGB) in a 5 x 5 PNG grid, each with its title."""
+    plt = pyplot()
+    fig, axes = plt.subplots(5, 5, figsize=(8, 8.8))
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, name in zip(axes.flat, images, titles):
+        ax.imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None, vmin=0, vmax=255)
+        ax.set_title(name, fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=90)
+    plt.close(fig)
