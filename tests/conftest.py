@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -19,7 +20,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty working directory with no mirrors: stages run here as DVC would run them."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATASET_MIRROR", "")
-    monkeypatch.setattr("stages.fetch.SYSTEM_MIRRORS", ())
+    monkeypatch.setattr("widthdepth.data.fetch.SYSTEM_MIRRORS", ())
     return tmp_path
 
 
@@ -30,11 +31,13 @@ def write_params(**sections: dict) -> None:
     Path("params.yaml").write_text(yaml.safe_dump(params))
 
 
-def run_stage(module, *args: str) -> None:
-    """Run a stage's main() in this process with the given command line."""
+def run_stage(stage: str, *args: str) -> None:
+    """Run stages/<stage>.py's main() in this process with the given command line, as `dvc repro` would
+    (errors come as StageError rather than an exit status, for the tests to read)."""
+    main = importlib.import_module(f"stages.{stage}").main
     argv = sys.argv
-    sys.argv = [module.__name__, *map(str, args)]
+    sys.argv = [f"stages/{stage}.py", *map(str, args)]
     try:
-        module.main()
+        main()
     finally:
         sys.argv = argv

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from stages.architectures import build_model, check_spec
-from stages.common import StageError
-from stages.train import check_declarations
+from widthdepth.architectures import DEFAULTS, build_model, check_spec
+from widthdepth.stage import StageError
+from widthdepth.training.recipes import check_declarations
 from tests.conftest import ROOT
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -56,12 +56,10 @@ def test_width_and_depth_grow_the_networks() -> None:
 
 
 def test_every_declared_model_is_valid_for_cifar10() -> None:
-    check_declarations(PARAMS, CIFAR)
+    check_declarations(PARAMS["models"], PARAMS["recipes"], CIFAR)
 
 
-@pytest.mark.parametrize(
-    "spec, key, message",
-    [
+BAD_DECLARATIONS = [
         ({"family": "resnet"}, "family", "is 'resnet'; expected one of alexnet, inception, mlp"),
         ({"family": "alexnet", "widht": 3}, "widht", "is not a knob of the alexnet family"),
         ({"family": "alexnet", "filters": 0}, "filters", "must be a width of at least 1, not 0"),
@@ -70,16 +68,35 @@ def test_every_declared_model_is_valid_for_cifar10() -> None:
         ({"family": "alexnet", "convs": 0}, "convs", "must be a number of convolutions of at least 1"),
         ({"family": "alexnet", "blocks": 1, "kernels": [70]}, "kernels", "70 is larger than its 32x32 input in block 1"),
         ({"family": "alexnet", "blocks": 2, "kernels": [3, 20], "padding": "valid"}, "kernels", "20 is larger than its 15x15 input in block 2"),
-        ({"family": "alexnet", "blocks": 6, "kernels": 1}, "blocks", "6: pooling shrinks the 32x32 input below 1x1 in block 6"),
+        ({"family": "alexnet", "blocks": 6, "kernels": 1}, "pool_size", "2 is larger than the 1x1 feature map of block 6 of 6"),
+        ({"family": "alexnet", "padding": "full"}, "padding", "must be 'same' or 'valid', not 'full'"),
+        ({"family": "alexnet", "batch_norm": "yes"}, "batch_norm", "must be true or false"),
+        ({"family": "alexnet", "pool_size": 0}, "pool_size", "must be a pool size of at least 1, not 0"),
+        ({"family": "alexnet", "pool_stride": 0}, "pool_stride", "must be a pool stride of at least 1, not 0"),
+        ({"family": "alexnet", "dropout": 1.0}, "dropout", "must be a number in [0, 1), not 1.0"),
+        ({"family": "alexnet", "dense": 512}, "dense", "must be a list of widths"),
+        ({"family": "alexnet", "dense_dropout": -0.1}, "dense_dropout", "must be a number in [0, 1)"),
+        ({"family": "inception", "stem": 0}, "stem", "must be a width of at least 1"),
+        ({"family": "inception", "filters": [8, 8]}, "filters", "has 2 entries for 3 blocks"),
+        ({"family": "inception", "downsample_filters": 0}, "downsample_filters", "must be a width of at least 1"),
+        ({"family": "mlp", "dropout": "half"}, "dropout", "must be a number in [0, 1)"),
         ({"family": "alexnet", "blocks": 4}, "kernels", "has 3 entries for 4 blocks"),
         ({"family": "alexnet", "convs": [1, 2, 1], "kernels": [5, [3, 3, 3], 3]}, "kernels", "has a block entry of 3 values for 2 convs"),
         ({"family": "inception", "branches": 5}, "branches", "must be 2, 3 or 4"),
         ({"family": "inception", "blocks": [1, 0]}, "blocks", "must be a number of blocks per stage of at least 1"),
         ({"family": "mlp", "widths": [0]}, "widths", "must be a width of at least 1"),
-    ],
-)
+]
+
+
+@pytest.mark.parametrize("spec, key, message", BAD_DECLARATIONS)
 def test_bad_declarations_name_the_key(spec: dict, key: str, message: str) -> None:
     with pytest.raises(StageError) as error:
         check_spec("net", spec, CIFAR)
     assert str(error.value).startswith(f"params.yaml: models.net.{key} ")
     assert message in str(error.value)
+
+
+def test_the_table_of_bad_declarations_walks_every_knob() -> None:
+    table = BAD_DECLARATIONS
+    for family, knobs in DEFAULTS.items():
+        assert set(knobs) <= {key for spec, key, _ in table if spec["family"] == family}, family

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from stages import download, prepare
-from stages.common import StageError
+from widthdepth.data import download
+from widthdepth.stage import StageError
 from tests import builders
 from tests.conftest import ROOT, run_stage, write_params
 
@@ -23,9 +23,9 @@ def expect_failure(match: str) -> None:
     """Run download, then prepare: one must fail with `match`, leaving no output of its own."""
     stage = "download"
     with pytest.raises(StageError, match=match):
-        run_stage(download, "data/raw")
+        run_stage("download", "data/raw")
         stage = "prepare"
-        run_stage(prepare, "data/raw", "data/prepared", "plots/samples.png")
+        run_stage("prepare", "data/raw", "data/prepared", "plots/samples.png")
     unwritten = ["data/prepared", "plots/samples.png"] + (["data/raw"] if stage == "download" else [])
     assert not [path for path in unwritten if Path(path).exists()], f"{stage} wrote an output"
     assert not list(Path().rglob(".*.tmp-*")), "temporary files left behind"
@@ -169,12 +169,12 @@ def test_failure_keeps_earlier_outputs(workdir: Path) -> None:
     """A failing prepare leaves the previous good outputs in place."""
     builders.write_cifar10_binary(workdir / "cifar-10-binary.tar.gz")
     write_params(data={"source": str(workdir)})
-    run_stage(download, "data/raw")
-    run_stage(prepare, "data/raw", "data/prepared", "plots/samples.png")
+    run_stage("download", "data/raw")
+    run_stage("prepare", "data/raw", "data/prepared", "plots/samples.png")
     before = {p: p.read_bytes() for p in [*Path("data/prepared").iterdir(), Path("plots/samples.png")]}
     write_params(data={"source": str(workdir)}, prepare={"val_size": "ten"})
     with pytest.raises(StageError):
-        run_stage(prepare, "data/raw", "data/prepared", "plots/samples.png")
+        run_stage("prepare", "data/raw", "data/prepared", "plots/samples.png")
     assert {p: p.read_bytes() for p in before} == before
 
 
@@ -193,6 +193,6 @@ def test_offline_without_a_mirror(workdir: Path, monkeypatch: pytest.MonkeyPatch
     official = download.SOURCES["cifar10"]
     unreachable = replace(official.files[0], url="http://127.0.0.1:9/cifar-10-binary.tar.gz")
     monkeypatch.setitem(download.SOURCES, "cifar10", replace(official, files=(unreachable,)))
-    monkeypatch.setattr("stages.fetch.RETRY_DELAYS", (0.0,))
+    monkeypatch.setattr("widthdepth.data.fetch.RETRY_DELAYS", (0.0,))
     write_params()
     expect_failure(r"cannot download http://127.0.0.1:9/cifar-10-binary.tar.gz: .* DATASET_MIRROR, or set data.source")

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_stage, write_params
-from stages import download, prepare, sources
-from stages.common import StageError
+from widthdepth.data import download, sources, split
+from widthdepth.stage import StageError
 from tests import builders
 
 
@@ -21,8 +21,8 @@ def prepared() -> dict[str, np.ndarray]:
 
 
 def run_pipeline() -> dict[str, np.ndarray]:
-    run_stage(download, "data/raw")
-    run_stage(prepare, "data/raw", "data/prepared", "plots/samples.png")
+    run_stage("download", "data/raw")
+    run_stage("prepare", "data/raw", "data/prepared", "plots/samples.png")
     return prepared()
 
 
@@ -90,7 +90,7 @@ def test_fashion_mnist_payload_checksum_accepts_recompressed_files(workdir: Path
         for name, digest in payload_sha256.items()
     )
     monkeypatch.setitem(download.SOURCES, "fashion_mnist", sources.Source("idx", "fashion-mnist", files, sources.SOURCES["fashion_mnist"].classes))
-    monkeypatch.setattr("stages.fetch.SYSTEM_MIRRORS", (str(workdir / "usr-share"),))
+    monkeypatch.setattr("widthdepth.data.fetch.SYSTEM_MIRRORS", (str(workdir / "usr-share"),))
     write_params(data={"dataset": "fashion_mnist"}, prepare={"val_size": 0.25, "seed": 0})
     got = run_pipeline()
 
@@ -132,21 +132,21 @@ def test_imagefolder_grayscale_and_sha256(workdir: Path) -> None:
 
 def test_split_is_seeded_and_stratified() -> None:
     labels = np.repeat(np.arange(3), [50, 30, 20])
-    train, val = prepare.stratified_split(labels, 10, seed=7)
+    train, val = split.stratified_split(labels, 10, seed=7)
     assert np.bincount(labels[val]).tolist() == [5, 3, 2]
     assert sorted(np.concatenate([train, val]).tolist()) == list(range(100))
-    again_train, again_val = prepare.stratified_split(labels, 10, seed=7)
+    again_train, again_val = split.stratified_split(labels, 10, seed=7)
     np.testing.assert_array_equal(train, again_train)
     np.testing.assert_array_equal(val, again_val)
-    assert not np.array_equal(prepare.stratified_split(labels, 10, seed=8)[1], val)
+    assert not np.array_equal(split.stratified_split(labels, 10, seed=8)[1], val)
     # largest remainders: 7 of 100 gives 3.5, 2.1 and 1.4 -> 4, 2, 1
-    assert np.bincount(labels[prepare.stratified_split(labels, 7, seed=0)[1]]).tolist() == [4, 2, 1]
+    assert np.bincount(labels[split.stratified_split(labels, 7, seed=0)[1]]).tolist() == [4, 2, 1]
 
 
 def test_prepare_rerun_with_same_params_is_identical(workdir: Path) -> None:
     builders.write_cifar10_binary(workdir / "cifar-10-binary.tar.gz")
     write_params(data={"source": str(workdir)})
     first = run_pipeline()
-    run_stage(prepare, "data/raw", "data/prepared", "plots/samples.png")
+    run_stage("prepare", "data/raw", "data/prepared", "plots/samples.png")
     for name, array in prepared().items():
         np.testing.assert_array_equal(array, first[name])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages import evaluate, train
+from widthdepth import metrics as metrics_module
 from tests import builders
 from tests.conftest import ROOT, run_stage
 from tests.test_train import MODELS, write_params
@@ -39,15 +39,15 @@ def test_macs_match_a_hand_count() -> None:
     x = keras.layers.Flatten()(x)
     outputs = keras.layers.Dense(10)(x)  # 54 x 10
     model = keras.Model(inputs, outputs)
-    assert evaluate.macs_per_image(model) == 8 * 8 * 4 * 27 + 3 * 3 * 6 * 16 + 54 * 10
+    assert metrics_module.macs_per_image(model) == 8 * 8 * 4 * 27 + 3 * 3 * 6 * 16 + 54 * 10
 
 
 def test_metrics_confusion_and_grid(workdir: Path) -> None:
     builders.write_prepared(workdir / "data", shape=(16, 16, 3), n_train=60, n_val=30)
     write_params()
-    run_stage(train, "tiny_alex", "data", "models/tiny_alex.keras", "dvclive/tiny_alex")
+    run_stage("train", "tiny_alex", "data", "models/tiny_alex.keras", "dvclive/tiny_alex")
     run_stage(
-        evaluate, "tiny_alex", "data", "models/tiny_alex.keras", "dvclive/tiny_alex/metrics.json",
+        "evaluate", "tiny_alex", "data", "models/tiny_alex.keras", "dvclive/tiny_alex/metrics.json",
         "metrics/tiny_alex.json", "plots/confusion/tiny_alex.json", "plots/misclassified/tiny_alex.png",
     )
     metrics = json.loads(Path("metrics/tiny_alex.json").read_text())
@@ -61,6 +61,27 @@ def test_metrics_confusion_and_grid(workdir: Path) -> None:
     assert list(per_class) == ["class0", "class1", "class2"]
     assert np.isclose(np.mean(list(per_class.values())), accuracy, atol=1e-3)  # balanced test set
     training = json.loads(Path("dvclive/tiny_alex/metrics.json").read_text())
-    assert metrics["val"]["accuracy"] == round(training["val"]["accuracy"], 4)
-    assert metrics["cost"]["params"] == training["params"]
+    assert metrics["cost"]["params"] == training["params"] and metrics["epochs"] == training["epochs"] == 2
     assert Path("plots/misclassified/tiny_alex.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_every_split_is_scored_by_one_function(workdir: Path) -> None:
+    """The validation split, made equal to the test split, scores exactly as the test split."""
+    builders.write_prepared(workdir / "data", shape=(16, 16, 3), n_train=60, n_val=30)
+    for kind in "xy":
+        Path(f"data/{kind}_val.npy").write_bytes(Path(f"data/{kind}_test.npy").read_bytes())
+    write_params()
+    run_stage("train", "tiny_alex", "data", "models/tiny_alex.keras", "dvclive/tiny_alex")
+    run_stage("evaluate", "tiny_alex", "data", "models/tiny_alex.keras", "dvclive/tiny_alex/metrics.json",
+              "metrics/tiny_alex.json", "plots/confusion/tiny_alex.json", "plots/misclassified/tiny_alex.png")
+    metrics = json.loads(Path("metrics/tiny_alex.json").read_text())
+    assert metrics["val"] == metrics["test"] and metrics["diverged"] is False
+
+
+def test_split_metrics_is_plain_cross_entropy_and_accuracy() -> None:
+    probabilities = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.5, 0.5, 0.0]])
+    labels = np.array([0, 1, 2])
+    scores = metrics_module.split_metrics(probabilities, labels)
+    assert scores["accuracy"] == round(1 / 3, 4)
+    assert scores["loss"] == round(-(np.log(0.7) + np.log(0.3) + np.log(1e-7)) / 3, 4)
+    assert metrics_module.split_metrics(np.full((3, 3), np.nan), labels) == {"loss": None, "accuracy": None}

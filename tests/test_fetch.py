@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from stages import fetch
-from stages.common import StageError
+from widthdepth.data import fetch
+from widthdepth.stage import StageError
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 MD5 = "md5:" + hashlib.md5(PAYLOAD).hexdigest()

@@ -18,7 +18,7 @@ from tests import browser, builders
 from tests.conftest import ROOT
 from tools import sync_artifacts
 
-PIPELINE_FILES = ["dvc.yaml", "params.yaml", "stages", ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore"]
+PIPELINE_FILES = ["dvc.yaml", "params.yaml", "stages", "widthdepth", ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore"]
 STAGES = {"download", "prepare", "report"} | {f"{stage}@{model}" for stage in ("train", "evaluate") for model in ("tiny_alex", "tiny_alex_w8", "tiny_mlp")}
 TOP_LEVEL_PLOTS = {"val_accuracy_per_epoch", "accuracy_along_sweeps", "accuracy_vs_params", "accuracy_vs_macs", "confusion_of_best_model"}
 
@@ -138,6 +138,10 @@ def test_repro_runs_once_and_reruns_only_what_changed(reproduced: tuple[Path, st
     assert changed["metrics/tiny_alex.json"]["cost.params"]["diff"] > 0
     output = dvc(repo, "plots", "diff", "HEAD", "-o", str(repo.parent / "diff"))
     assert "WARNING" not in output and "ERROR" not in output, output
+
+    edit_params(repo, train={"backend": "jax"})  # `dvc exp run -S train.backend=jax` retrains and re-evaluates
+    assert stale_stages(repo) == {f"{stage}@{model}" for stage in ("train", "evaluate") for model in ("tiny_alex", "tiny_alex_w8", "tiny_mlp")}
+    edit_params(repo, train={"backend": "tensorflow"})
 
     edit_params(repo, prepare={"val_size": 6})
     assert stale_stages(repo) == {"prepare"}  # training follows once prepare's output changes

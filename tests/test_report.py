@@ -10,19 +10,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages import report
-from stages.architectures import check_spec
-from stages.common import StageError
-from stages.study import find_sweeps, frontier, make_run, seed_groups, seed_spread
+from widthdepth import report
+from widthdepth.architectures import check_spec
+from widthdepth.stage import StageError
+from widthdepth.study import find_sweeps, frontier, make_run, seed_groups, seed_spread
 from tests.conftest import ROOT, run_stage
 
 SHAPE = (32, 32, 3)
 CLASSES = ["ant", "bee"]
 
 
-def fake_metrics(test_accuracy: float, params: int, val_accuracy: float | None = None) -> dict:
+def fake_metrics(test_accuracy: float, params: int, val_accuracy: float | None = None, diverged_epoch: int = 0) -> dict:
     val = test_accuracy if val_accuracy is None else val_accuracy
     return {
+        "diverged": bool(diverged_epoch), "diverged_epoch": diverged_epoch, "epochs": 3,
         "test": {"accuracy": test_accuracy, "loss": 1.0}, "train": {"accuracy": 0.9, "loss": 0.5},
         "val": {"accuracy": val, "loss": 1.0}, "per_class_accuracy": {c: test_accuracy for c in CLASSES},
         "weight_layers": 3,
@@ -88,15 +89,16 @@ def test_frontier_keeps_models_no_cheaper_model_beats() -> None:
     assert [[r.name for r in group] for group in kept] == [["a"]]  # now 0.4: a lucky seed alone does not count
 
 
-def write_results(folder: Path, models: dict, accuracy: dict[str, float], val: dict[str, float]) -> None:
-    """metrics/, dvclive/ and plots/confusion/ as evaluate and train write them."""
+def write_results(folder: Path, models: dict, accuracy: dict[str, float], val: dict[str, float], diverged: dict[str, int] = {}) -> None:
+    """metrics/, dvclive/ and plots/confusion/ as evaluate and train write them; `diverged`: model -> epoch."""
     for i, name in enumerate(models):
         (folder / "metrics").mkdir(parents=True, exist_ok=True)
-        (folder / "metrics" / f"{name}.json").write_text(json.dumps(fake_metrics(accuracy[name], 100 * (i + 1), val[name])))
+        metrics = fake_metrics(accuracy[name], 100 * (i + 1), val[name], diverged.get(name, 0))
+        (folder / "metrics" / f"{name}.json").write_text(json.dumps(metrics))
         for split in ("train", "val"):
             log = folder / "dvclive" / name / "plots" / "metrics" / split / "accuracy.tsv"
             log.parent.mkdir(parents=True)
-            log.write_text("step\taccuracy\n0\t0.3\n1\t0.4\n2\t0.45\n")
+            log.write_text("step\taccuracy\n0\t0.3\n1\t0.4\n2\t0.45\n" if name not in diverged else "step\taccuracy\n0\t0.3\n1\tnan\n")
         records = [{"actual": CLASSES[i % 2], "predicted": CLASSES[(i // 3) % 2]} for i in range(6)]
         (folder / "plots" / "confusion").mkdir(parents=True, exist_ok=True)
         (folder / "plots" / "confusion" / f"{name}.json").write_text(json.dumps(records))
@@ -113,7 +115,7 @@ def test_report_writes_table_plots_and_conclusion(workdir: Path) -> None:
               "mlp": {"family": "mlp", "recipe": "modern"}}
     accuracy = {"w8": 0.5, "w16": 0.6, "w16_seed1": 0.62, "mlp": 0.4}
     write_results(workdir, models, accuracy, val={**accuracy, "w16": 0.7})
-    run_stage(report, *REPORT_ARGS)
+    run_stage("report", *REPORT_ARGS)
 
     with open("report/summary.csv", newline="") as file:
         rows = list(csv.DictReader(file))
@@ -134,10 +136,28 @@ def test_report_writes_table_plots_and_conclusion(workdir: Path) -> None:
     assert confusion == json.loads(Path("plots/confusion/w16.json").read_text())
 
 
+def test_a_diverged_run_is_listed_apart_and_counts_nowhere(workdir: Path) -> None:
+    alex = {"family": "alexnet", "recipe": "modern"}
+    models = {"w8": {**alex, "filters": 8}, "w16": {**alex, "filters": 16}, "w32": {**alex, "filters": 32}}
+    accuracy = {"w8": 0.5, "w16": 0.6, "w32": 0.9}  # w32's numbers would win everything, were it counted
+    write_results(workdir, models, accuracy, val=accuracy, diverged={"w32": 2})
+    run_stage("report", *REPORT_ARGS)
+    text = Path("report/report.md").read_text()
+    conclusion, failed = text.split("## Failed runs")[0], text.split("## Failed runs")[1].split("## Summary")[0]
+    assert "- w32 (alexnet, modern recipe): diverged in epoch 2" in failed
+    assert "w32" not in conclusion and "Best model by validation accuracy: w16" in conclusion
+    assert "+0.1000 test accuracy per doubling of width" in conclusion  # the sweep w8 -> w16 only
+    assert "w32" not in Path("report/plots/sweeps.json").read_text() + Path("report/plots/cost.json").read_text()
+    epochs = [r for r in json.loads(Path("report/plots/epochs.json").read_text()) if r["model"] == "w32"]
+    assert epochs[1]["val_accuracy"] is None  # NaN in the log, null in the plot data
+    with open("report/summary.csv", newline="") as file:
+        assert {r["model"]: r["diverged_epoch"] for r in csv.DictReader(file)} == {"w8": "", "w16": "", "w32": "2"}
+
+
 def test_report_without_seed_repeats_says_the_spread_is_unknown(workdir: Path) -> None:
     models = {"a": {"family": "mlp", "recipe": "modern", "widths": [8]}, "b": {"family": "mlp", "recipe": "modern", "widths": [16]}}
     write_results(workdir, models, {"a": 0.4, "b": 0.5}, {"a": 0.4, "b": 0.5})
-    run_stage(report, *REPORT_ARGS)
+    run_stage("report", *REPORT_ARGS)
     text = Path("report/report.md").read_text()
     assert "seed-to-seed spread is unknown" in text and "+0.1000 test accuracy per doubling of width" in text
 
@@ -149,10 +169,10 @@ def test_missing_or_incomplete_metrics_stop_the_report_and_write_nothing(workdir
     params["models"]["b"] = {"family": "mlp", "recipe": "modern", "widths": [4]}
     Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     with pytest.raises(StageError, match="metrics/b.json"):
-        run_stage(report, *REPORT_ARGS)
+        run_stage("report", *REPORT_ARGS)
     metrics = json.loads(Path("metrics/a.json").read_text())
     del metrics["cost"]["macs_per_image"]
     Path("metrics/b.json").write_text(json.dumps(metrics))
     with pytest.raises(StageError, match=r"metrics/b.json: 'cost' must hold macs_per_image"):
-        run_stage(report, *REPORT_ARGS)
+        run_stage("report", *REPORT_ARGS)
     assert not Path("report").exists()

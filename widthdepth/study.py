@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from stages.architectures import DEFAULTS
+from widthdepth.architectures import DEFAULTS
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,10 @@ class Run:
     @property
     def recipe(self) -> str:
         return self.declaration["recipe"]
+
+    @property
+    def diverged(self) -> bool:
+        return self.metrics["diverged"]
 
     @property
     def test_accuracy(self) -> float:

@@ -14,7 +14,7 @@ import urllib.request
 import zlib
 from pathlib import Path
 
-from stages.common import StageError, atomic_path
+from widthdepth.stage import StageError, atomic_path
 
 log = logging.getLogger("fetch")
 
@@ -83,13 +83,15 @@ def _transient(err: Exception) -> bool:
 def _stream_to(url: str, path: Path) -> None:
     with urllib.request.urlopen(url, timeout=TIMEOUT) as response, open(path, "wb") as out:
         total = int(response.headers.get("Content-Length") or 0)
-        done, next_report = 0, 0.0
+        done, start, next_report = 0, time.perf_counter(), 0.0
         while chunk := response.read(CHUNK):
             out.write(chunk)
             done += len(chunk)
-            if total and done / total >= next_report:
-                log.info("%s: %3.0f%% of %.1f MB", url, 100 * done / total, total / 1e6)
-                next_report += 0.1
+            if total and done / total >= next_report or not total and done >= next_report:
+                rate = done / max(time.perf_counter() - start, 1e-6) / 1e6
+                of = f"{100 * done / total:3.0f}% of {total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+                log.info("%s: %s, %.1f MB/s", url, of, rate)
+                next_report += 0.1 if total else 10 * CHUNK
         if total and done != total:
             raise http.client.IncompleteRead(b"", total - done)
 

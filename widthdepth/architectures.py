@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stages.common import StageError
+from widthdepth.stage import StageError
 
 # Knobs every model has, whatever its family (used by the train stage, not the builders).
 COMMON_KEYS = {"family", "recipe", "seed"}
@@ -53,6 +53,13 @@ def _error(name: str, key: str, message: str) -> StageError:
 def _positive_int(name: str, key: str, value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise _error(name, key, f"must be a {what} of at least 1, not {value!r}")
+    return value
+
+
+def _fraction(name: str, key: str, value: Any) -> float:
+    """A dropout rate: a number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise _error(name, key, f"must be a number in [0, 1), not {value!r}")
     return value
 
 
@@ -99,6 +106,15 @@ def _check_alexnet(name: str, knobs: dict[str, Any], input_shape: tuple[int, int
     filters = [_per_item(name, "filters", f, n, "convs") for f, n in zip(_per_block(name, "filters", knobs["filters"], blocks), convs)]
     kernels = [_per_item(name, "kernels", k, n, "convs") for k, n in zip(_per_block(name, "kernels", knobs["kernels"], blocks), convs)]
     padding = _per_block(name, "padding", knobs["padding"], blocks)
+    if not isinstance(knobs["batch_norm"], bool):
+        raise _error(name, "batch_norm", f"must be true or false, not {knobs['batch_norm']!r}")
+    pool_size = _positive_int(name, "pool_size", knobs["pool_size"], "pool size")
+    pool_stride = _positive_int(name, "pool_stride", knobs["pool_stride"], "pool stride")
+    _fraction(name, "dropout", knobs["dropout"])
+    _fraction(name, "dense_dropout", knobs["dense_dropout"])
+    if not isinstance(knobs["dense"], list):
+        raise _error(name, "dense", f"must be a list of widths (may be empty), not {knobs['dense']!r}")
+    dense = [_positive_int(name, "dense", width, "width") for width in knobs["dense"]]
     size = min(input_shape[:2])
     for block in range(blocks):
         if padding[block] not in ("same", "valid"):
@@ -112,12 +128,11 @@ def _check_alexnet(name: str, knobs: dict[str, Any], input_shape: tuple[int, int
                 raise _error(name, "kernels", f"{kernel} is larger than its {size}x{size} input in block {block + 1}")
             if padding[block] == "valid":
                 size -= kernel - 1
-        size = _pooled(size, knobs["pool_size"], knobs["pool_stride"])
-        if size < 1:
-            raise _error(name, "blocks", f"{blocks}: pooling shrinks the {input_shape[0]}x{input_shape[1]} input below 1x1 in block {block + 1}")
-    for width in knobs["dense"]:
-        _positive_int(name, "dense", width, "width")
-    return {**knobs, "convs": convs, "filters": filters, "kernels": kernels, "padding": padding}
+        if pool_size > size:
+            raise _error(name, "pool_size", f"{pool_size} is larger than the {size}x{size} feature map of block {block + 1} "
+                         f"of {blocks} (input {input_shape[0]}x{input_shape[1]}): use fewer blocks or a smaller pool")
+        size = _pooled(size, pool_size, pool_stride)
+    return {**knobs, "convs": convs, "filters": filters, "kernels": kernels, "padding": padding, "dense": dense}
 
 
 def _check_inception(name: str, knobs: dict[str, Any], input_shape: tuple[int, int, int]) -> dict[str, Any]:
@@ -150,8 +165,7 @@ def _check_mlp(name: str, knobs: dict[str, Any], input_shape: tuple[int, int, in
     widths = knobs["widths"] if isinstance(knobs["widths"], list) else [knobs["widths"]]
     for width in widths:
         _positive_int(name, "widths", width, "width")
-    if not 0 <= knobs["dropout"] < 1:
-        raise _error(name, "dropout", f"must be in [0, 1), not {knobs['dropout']!r}")
+    _fraction(name, "dropout", knobs["dropout"])
     return {**knobs, "widths": widths}
 
 

@@ -1,4 +1,4 @@
-"""Figures shared by the stages: headless matplotlib and a titled grid of images."""
+"""Headless matplotlib, and a titled grid of images (prepare's samples, evaluate's misclassified images)."""
 
 from __future__ import annotations
 

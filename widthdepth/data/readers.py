@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from stages.common import StageError
+from widthdepth.stage import StageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 CIFAR10_RECORD = 1 + 32 * 32 * 3  # label byte, then the red, green and blue planes

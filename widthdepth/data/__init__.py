@@ -1,0 +1,1 @@
+"""Datasets: where they come from (sources), getting them (fetch), decoding them (readers), splitting them (split)."""

@@ -1,0 +1,1 @@
+"""Figures: image grids (grids) and the report's charts (charts)."""

@@ -1,0 +1,110 @@
+"""The report's charts: accuracy along the sweeps, against cost, per epoch, and a confusion matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from widthdepth.figures.grids import pyplot
+from widthdepth.study import FEATURES, Run, Sweep, seed_groups
+
+
+def plot_sweeps(sweeps: list[Sweep], path: Path) -> None:
+    plt = pyplot()
+
+    names = list(dict.fromkeys(s.feature.name for s in sweeps))
+    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(5.5 * max(len(names), 1), 4.5), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for sweep in (s for s in sweeps if s.feature.name == name):
+            x = [p.value for p in sweep.points]
+            y = [p.mean for p in sweep.points]
+            spread = [[p.mean - p.low for p in sweep.points], [p.high - p.mean for p in sweep.points]]
+            ax.errorbar(x, y, yerr=spread, marker="o", capsize=4, label=sweep.title)
+            if sweep.feature.doubling:
+                ax.set_xscale("log", base=2)
+        values = sorted({p.value for s in sweeps if s.feature.name == name for p in s.points})
+        ax.set_xticks(values, [str(v) for v in values])
+        ax.minorticks_off()
+        ax.set_xlabel(f"{name} (" + "; ".join(dict.fromkeys(s.feature.label for s in sweeps if s.feature.name == name)) + ")")
+        ax.set_ylabel("test accuracy (bars: range over seeds)")
+        ax.set_title(f"Test accuracy against {name}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if not names:
+        axes[0][0].text(0.5, 0.5, "no sweep in this study", ha="center", va="center")
+        axes[0][0].axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_cost(runs: list[Run], path: Path) -> None:
+    import matplotlib.ticker
+
+    plt = pyplot()
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    for ax, (key, label) in zip(axes, (("params", "parameters"), ("macs_per_image", "multiply-accumulates per image"))):
+        for family in FEATURES:
+            members = [r for r in runs if r.family == family]
+            if members:
+                ax.scatter([r.metrics["cost"][key] for r in members], [r.test_accuracy for r in members], label=family)
+        for group in seed_groups(runs):  # one label per model, however many seeds
+            first = group[0]
+            ax.annotate(first.name, (first.metrics["cost"][key], first.test_accuracy), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel(f"{label} (log scale)")
+        ax.set_ylabel("test accuracy")
+        ax.set_title(f"Test accuracy against {label}")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_epochs(records: list[dict[str, Any]], runs: list[Run], path: Path) -> None:
+    import matplotlib.ticker
+
+    plt = pyplot()
+
+    styles = dict(zip(FEATURES, ("-", "--", ":")))  # line style by family, colour by model
+    colors = plt.get_cmap("tab20").colors
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    for i, run in enumerate(runs):
+        mine = [r for r in records if r["model"] == run.name]
+        ax.plot([r["epoch"] for r in mine], [r["val_accuracy"] for r in mine], styles[run.family],
+                marker=".", color=colors[i % len(colors)], label=f"{run.name} ({run.family})")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("Validation accuracy after each epoch, every model")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_confusion(records: list[dict[str, str]], classes: list[str], title: str, path: Path) -> None:
+    plt = pyplot()
+
+    index = {name: i for i, name in enumerate(classes)}
+    counts = np.zeros((len(classes), len(classes)), dtype=int)
+    for record in records:
+        counts[index[record["actual"]], index[record["predicted"]]] += 1
+    fig, ax = plt.subplots(figsize=(1.5 + 0.6 * len(classes), 1 + 0.6 * len(classes)))
+    ax.imshow(counts, cmap="Blues")
+    for (i, j), count in np.ndenumerate(counts):
+        ax.text(j, i, str(count), ha="center", va="center", fontsize=7, color="white" if count > counts.max() / 2 else "black")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -1,0 +1,43 @@
+"""The numerical runtime: which Keras backend, and TensorFlow's fastest CPU kernels.
+
+Both are read from the environment when Keras (and TensorFlow) are first imported, so
+`configure` must run before that. The backend comes from params.yaml (`train.backend`),
+so that `dvc exp run -S train.backend=jax` reruns what it must.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from widthdepth.stage import StageError
+
+log = logging.getLogger("runtime")
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+# TensorFlow enables its oneDNN kernels by default only on AVX-512-class CPUs; on AVX2
+# they trained this project's conv models 2-5x faster (benchmarks/train_speed.py), with
+# bit-identical weights run to run. A value the user exported wins.
+FAST_DEFAULTS = {"TF_ENABLE_ONEDNN_OPTS": "1"}
+
+
+def configure(backend: str) -> dict[str, str]:
+    """Set the backend and the speed defaults before Keras is imported; return what is in force."""
+    if backend not in BACKENDS:
+        raise StageError(f"params.yaml: train.backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if "keras" in sys.modules and sys.modules["keras"].backend.backend() != backend:
+        raise RuntimeError(f"Keras is already imported with another backend than {backend}")
+    exported = os.environ.get("KERAS_BACKEND")
+    if exported and exported != backend:
+        log.warning("KERAS_BACKEND=%s is ignored: params.yaml's train.backend is %s", exported, backend)
+    os.environ["KERAS_BACKEND"] = backend
+    for name, value in FAST_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    return settings()
+
+
+def settings() -> dict[str, str]:
+    """The runtime settings a result depends on: recorded with every run and in its resume key."""
+    return {"backend": os.environ.get("KERAS_BACKEND", "tensorflow"), **{name: os.environ.get(name, "") for name in FAST_DEFAULTS}}

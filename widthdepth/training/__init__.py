@@ -1,0 +1,1 @@
+"""Training: recipes (optimizer, schedule, augmentation) and the fit loop with its callbacks."""

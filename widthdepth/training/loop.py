@@ -1,0 +1,198 @@
+"""The fit loop: one `model.fit`, with Keras callbacks doing the bookkeeping.
+
+- `EpochBatches` feeds the training set in an order fixed by (seed, epoch) alone, so a
+  resumed run sees exactly the batches an uninterrupted one does.
+- `DivergenceGuard` stops a run whose loss is non-finite or far above chance.
+- `LiveLog` writes each epoch to DVCLive; `Checkpoint` saves the model and the run's state
+  after each epoch; `EpochProgress` prints one line per epoch when no terminal shows
+  Keras' progress bar.
+
+Import this module only after `widthdepth.runtime.configure`: it imports Keras.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from widthdepth.stage import atomic_path
+
+log = logging.getLogger("train")
+
+# A training loss above this multiple of ln(classes) (the loss of a uniform guess) means
+# the run diverged: a healthy run starts near 1x and falls.
+DIVERGED_LOSS_FACTOR = 3.0
+
+# Training-log names of Keras' epoch logs.
+LOG_NAMES = {"loss": "train/loss", "accuracy": "train/accuracy", "val_loss": "val/loss", "val_accuracy": "val/accuracy",
+             "epoch_seconds": "epoch_seconds"}
+
+
+@dataclass
+class RunState:
+    """What a checkpoint holds beside the model: enough to resume, and to know whether to."""
+
+    fingerprint: str
+    epoch: int = 0  # epochs done
+    history: list[dict[str, float]] = field(default_factory=list)  # the training log, one record per epoch
+    train_seconds: float = 0.0
+    seed_states: list = field(default_factory=list)
+    diverged_epoch: int | None = None  # the epoch in which the loss diverged, if it did
+
+
+class EpochBatches(keras.utils.PyDataset):
+    """Training batches of epochs first..last-1 as one sequence: batch i is fixed by (seed, i) alone."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, first_epoch: int, epochs: int):
+        super().__init__()
+        self.x, self.y, self.batch_size, self.seed, self.first_epoch = x, y, batch_size, seed, first_epoch
+        self.per_epoch = math.ceil(len(x) / batch_size)
+        self.count = (epochs - first_epoch) * self.per_epoch
+        self._orders: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        epoch, batch = divmod(index, self.per_epoch)
+        epoch += self.first_epoch
+        if epoch not in self._orders:
+            self._orders = {epoch: np.random.default_rng([self.seed, epoch]).permutation(len(self.x))}
+        rows = self._orders[epoch][batch * self.batch_size : (batch + 1) * self.batch_size]
+        return self.x[rows], self.y[rows]
+
+
+def seed_states(model: keras.Model) -> list:
+    """The random layers' generator states (augmentation, dropout): `load_model` resets them,
+    so checkpoints carry them to keep a resumed run identical to an uninterrupted one."""
+    return [v for v in model.variables if "seed_generator_state" in v.path]
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds `epoch_seconds` to each epoch's logs (validation included)."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs["epoch_seconds"] = time.perf_counter() - self.start
+
+
+class DivergenceGuard(keras.callbacks.Callback):
+    """Stops training at the first batch whose running loss is non-finite or above the limit."""
+
+    def __init__(self, n_classes: int, state: RunState):
+        super().__init__()
+        self.n_classes, self.state = n_classes, state
+        self.limit = DIVERGED_LOSS_FACTOR * math.log(n_classes)
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = float(logs["loss"])
+        if not math.isfinite(loss) or loss > self.limit:
+            self.state.diverged_epoch = self.epoch + 1
+            self.model.stop_training = True
+            log.warning("%s diverged in epoch %d, batch %d: training loss %.4g, limit %.3g (%g x ln %d classes)",
+                        self.model.name, self.epoch + 1, batch + 1, loss, self.limit, DIVERGED_LOSS_FACTOR, self.n_classes)
+
+
+class LiveLog(keras.callbacks.Callback):
+    """Each epoch's logs to DVCLive, under the names the report and `dvc plots` read."""
+
+    def __init__(self, live):
+        super().__init__()
+        self.live = live
+
+    def write(self, record: dict[str, float]) -> None:
+        for metric, value in record.items():
+            self.live.log_metric(metric, value)
+        self.live.next_step()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.write(epoch_record(logs))
+
+
+def epoch_record(logs: dict) -> dict[str, float]:
+    """One epoch of the training log; a non-finite value (a diverged run) is kept as NaN."""
+    return {name: float(logs[key]) for key, name in LOG_NAMES.items() if key in logs}
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """After each epoch: the model (with its optimizer) and the run's state, written atomically."""
+
+    def __init__(self, folder: Path, state: RunState):
+        super().__init__()
+        self.folder, self.state = folder, state
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        state = self.state
+        state.epoch = epoch + 1
+        state.history.append(epoch_record(logs))
+        state.train_seconds += logs["epoch_seconds"]
+        state.seed_states = [np.asarray(v).tolist() for v in seed_states(self.model)]
+        with atomic_path(self.folder, directory=True) as folder:
+            self.model.save(folder / "model.keras")
+            (folder / "state.json").write_text(json.dumps(asdict(state)))
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """One line per epoch: the metrics, the rate and the time left for this model."""
+
+    def __init__(self, epochs: int, images: int):
+        super().__init__()
+        self.epochs, self.images = epochs, images
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        seconds = logs["epoch_seconds"]
+        left = (self.epochs - epoch - 1) * seconds
+        log.info("%s epoch %d/%d: loss %.4f acc %.4f | val loss %.4f acc %.4f | %.0f s, %.0f img/s, about %.0f min left",
+                 self.model.name, epoch + 1, self.epochs, logs["loss"], logs["accuracy"], logs.get("val_loss", math.nan),
+                 logs.get("val_accuracy", math.nan), seconds, self.images / seconds, left / 60)
+
+
+def load_checkpoint(folder: Path, fingerprint: str) -> tuple[keras.Model, RunState] | None:
+    """The checkpointed model and state, if the checkpoint is of this very run (same fingerprint)."""
+    try:
+        saved = json.loads((folder / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if saved.get("fingerprint") != fingerprint:
+        return None
+    state = RunState(**saved)
+    model = keras.saving.load_model(folder / "model.keras")
+    for variable, value in zip(seed_states(model), state.seed_states):
+        variable.assign(np.array(value, dtype=variable.dtype))
+    return model, state
+
+
+def fit(model: keras.Model, state: RunState, recipe: dict[str, Any], seed: int, train: tuple, val: tuple,
+        checkpoint: Path, live) -> RunState:
+    """Train from `state.epoch` to the recipe's last epoch, or until the run diverges."""
+    (x_train, y_train), (x_val, y_val) = train, val
+    n_classes = y_train.shape[1]
+    live_log = LiveLog(live)
+    for record in state.history:  # a resumed run rewrites the whole log
+        live_log.write(record)
+    if state.diverged_epoch is not None or state.epoch >= recipe["epochs"]:
+        return state
+    batches = EpochBatches(x_train, y_train, recipe["batch_size"], seed, state.epoch, recipe["epochs"])
+    callbacks = [EpochTimer(), DivergenceGuard(n_classes, state), live_log, Checkpoint(checkpoint, state),
+                 EpochProgress(recipe["epochs"], len(x_train))]
+    model.fit(
+        batches, steps_per_epoch=batches.per_epoch, epochs=recipe["epochs"], initial_epoch=state.epoch,
+        validation_data=(x_val, y_val), validation_batch_size=max(256, recipe["batch_size"]),
+        shuffle=False,  # EpochBatches orders the data itself
+        callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 0,  # the bar goes to stdout
+    )
+    return state
