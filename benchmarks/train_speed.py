@@ -1,25 +1,31 @@
-"""Training throughput of every declared model, the pipeline's overhead, and speed switches.
+"""Training speed: each declared model's throughput against the machine's limit, runtime settings side by side, pipeline overhead, switches.
 
-Needs `data/prepared` (run `dvc repro prepare` first). Three parts, each optional:
+Needs `data/prepared` (run `dvc repro prepare` first). Parts, each optional:
 
-  throughput  images per second of each model in params.yaml, trained as the `train`
-              stage builds it (its recipe's batch size, augmentation, optimizer), and the
-              default study's projected training time: epochs x training images / rate.
-  overhead    the `train` stage, run as DVC runs it, against a bare `model.fit` script on
-              the same model, data and epochs (the stage adds validation, DVCLive logging
-              and a checkpoint per epoch); both on a subset, alternated, best of --repeats.
-  switches    one model under float32 vs mixed_bfloat16, the recipe's batch size vs twice
-              it, augmentation layers on vs off, XLA (jit_compile) off vs on, and one vs
-              16 training steps per call into the backend (steps_per_execution).
+  throughput  images per second of each model in params.yaml, built and compiled as the
+              `train` stage does (widthdepth.training.recipes.compiled_model); its training
+              GFLOP/s (about 6 x MACs x img/s: forward 2 x MACs, backward twice that) as a
+              share of this machine's measured float32 matmul peak (the roofline column);
+              and the study's projected training time, epochs x training images / rate.
+  settings    the throughput part in a fresh process per runtime setting (they are read
+              when TensorFlow is imported): oneDNN off, oneDNN on, oneDNN on with one
+              inter-op thread; alternated over --repeats rounds, best kept, side by side.
+  overhead    the `train` stage, run as DVC runs it, against a bare `model.fit` of the same
+              compiled model, data and epochs (the stage adds validation, the training log,
+              a checkpoint per epoch and the divergence check); best of --repeats.
+  switches    one model as declared, at twice its batch size, without augmentation layers,
+              under XLA, with 16 steps per call into the backend, and in mixed_bfloat16.
 
-    python benchmarks/train_speed.py [--parts throughput,overhead,switches] [--models a,b]
+    python benchmarks/train_speed.py [--parts throughput,settings,overhead,switches] [--models a,b]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -32,27 +38,30 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages import train as stage  # noqa: E402
-from stages.architectures import build_model, check_spec  # noqa: E402
+from widthdepth import runtime  # noqa: E402
 
 DATA = ROOT / "data" / "prepared"
+SETTINGS = {
+    "oneDNN off": {"TF_ENABLE_ONEDNN_OPTS": "0"},
+    "oneDNN on": {"TF_ENABLE_ONEDNN_OPTS": "1"},
+    "oneDNN on, 1 inter-op thread": {"TF_ENABLE_ONEDNN_OPTS": "1", "TF_NUM_INTEROP_THREADS": "1"},
+}
 
 BARE_FIT = """
-import json, sys, numpy as np, keras, yaml
+import json, sys, numpy as np, yaml
 sys.path.insert(0, {root!r})
-from stages import train as stage
-from stages.architectures import build_model, check_spec
+from widthdepth import runtime
+runtime.configure("tensorflow")
+import keras
+from widthdepth.training.recipes import compiled_model
 name, data = sys.argv[1], sys.argv[2]
 params = yaml.safe_load(open("params.yaml"))
 spec = params["models"][name]; recipe = params["recipes"][spec["recipe"]]
 info = json.load(open(f"{{data}}/dataset.json"))
 x, y = np.load(f"{{data}}/x_train.npy"), np.load(f"{{data}}/y_train.npy")
 xv, yv = np.load(f"{{data}}/x_val.npy"), np.load(f"{{data}}/y_val.npy")
-n = len(info["classes"]); shape = tuple(info["image_shape"])
-keras.utils.set_random_seed(0)
-model = build_model(check_spec(name, spec, shape), shape, n, stage.preprocessing(recipe, info, 0))
-model.compile(stage.optimizer(recipe, -(-len(x) // recipe["batch_size"])),
-              keras.losses.CategoricalCrossentropy(label_smoothing=recipe["label_smoothing"]), metrics=["accuracy"])
+n = len(info["classes"])
+model = compiled_model(name, spec, recipe, info, -(-len(x) // recipe["batch_size"]))
 model.fit(x, keras.utils.to_categorical(y, n), batch_size=recipe["batch_size"], epochs=recipe["epochs"],
           validation_data=(xv, keras.utils.to_categorical(yv, n)), verbose=0)
 model.save("bare.keras")
@@ -64,36 +73,81 @@ def load(n: int | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
     return info, np.load(DATA / "x_train.npy")[:n], np.load(DATA / "y_train.npy")[:n]
 
 
-def images_per_second(spec: dict, recipe: dict, info: dict, x: np.ndarray, y: np.ndarray, **compile_args) -> float:
-    """Rate of one epoch over x, after a warm-up epoch on part of it (tracing excluded)."""
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """Best float32 GFLOP/s of an n x n matmul in the Keras backend: the roofline's ceiling."""
     import keras
 
-    shape, n = tuple(info["image_shape"]), len(info["classes"])
-    model = build_model(check_spec("m", spec, shape), shape, n, stage.preprocessing(recipe, info, 0))
-    model.compile(stage.optimizer(recipe, 1000), keras.losses.CategoricalCrossentropy(), metrics=["accuracy"], **compile_args)
-    onehot = keras.utils.to_categorical(y, n)
+    a = keras.ops.convert_to_tensor(np.random.default_rng(0).standard_normal((n, n), dtype=np.float32))
+    np.asarray(keras.ops.matmul(a, a))  # warm-up
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.asarray(keras.ops.matmul(a, a))
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def images_per_second(name: str, spec: dict, recipe: dict, info: dict, x: np.ndarray, y: np.ndarray, **compile_args) -> tuple[float, int]:
+    """Rate of one epoch over x after a warm-up on part of it (tracing excluded), and the model's MACs per image."""
+    import keras
+
+    from widthdepth.metrics import macs_per_image
+    from widthdepth.training.recipes import compiled_model
+
+    model = compiled_model(name, spec, recipe, info, 1000, **compile_args)
+    onehot = keras.utils.to_categorical(y, len(info["classes"]))
     warm = 4 * recipe["batch_size"]
     model.fit(x[:warm], onehot[:warm], batch_size=recipe["batch_size"], verbose=0)
     start = time.perf_counter()
     model.fit(x, onehot, batch_size=recipe["batch_size"], verbose=0)
-    return len(x) / (time.perf_counter() - start)
+    return len(x) / (time.perf_counter() - start), macs_per_image(model)
 
 
-def throughput(params: dict, names: list[str], images: int) -> None:
+def throughput(params: dict, names: list[str], images: int) -> dict[str, dict]:
     info, x, y = load(images)
     n_train = info["splits"]["train"]["count"]
-    print(f"\n| model | params | recipe | img/s | projected training time (min) |\n|---|---|---|---|---|")
-    total = 0.0
+    peak = matmul_peak()
+    print(f"\nfloat32 matmul peak (2048 x 2048, best of 5): {peak:.0f} GFLOP/s")
+    print("| model | recipe | MACs/image | img/s | training GFLOP/s | % of matmul peak | projected training (min) |")
+    print("|---|---|---|---|---|---|---|")
+    rows, total = {}, 0.0
     for name in names:
         spec = params["models"][name]
         recipe = params["recipes"][spec["recipe"]]
-        rate = images_per_second(spec, recipe, info, x, y)
+        rate, macs = images_per_second(name, spec, recipe, info, x, y)
+        gflops = 6 * macs * rate / 1e9
         minutes = recipe["epochs"] * n_train / rate / 60
         total += minutes
-        shape = tuple(info["image_shape"])
-        n_params = build_model(check_spec(name, spec, shape), shape, len(info["classes"]), []).count_params()
-        print(f"| {name} | {n_params:,} | {spec['recipe']} | {rate:.0f} | {minutes:.1f} |", flush=True)
-    print(f"| all | | | | {total:.1f} |")
+        rows[name] = {"rate": rate, "gflops": gflops, "minutes": minutes}
+        print(f"| {name} | {spec['recipe']} | {macs:,} | {rate:,.0f} | {gflops:.1f} | {100 * gflops / peak:.0f}% | {minutes:.1f} |", flush=True)
+    print(f"| **the whole study** | | | | | | **{total:.1f}** |")
+    return {"peak": peak, "models": rows}
+
+
+def settings_side_by_side(names: list[str], images: int, repeats: int) -> None:
+    """The throughput part once per runtime setting, each in its own process, alternated."""
+    best: dict[str, dict] = {label: {} for label in SETTINGS}
+    peaks: dict[str, float] = {}
+    for _ in range(repeats):
+        for label, env in SETTINGS.items():
+            with tempfile.NamedTemporaryFile(suffix=".json") as out:
+                subprocess.run([sys.executable, __file__, "--parts", "throughput", "--models", ",".join(names),
+                                "--images", str(images), "--json", out.name],
+                               env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                result = json.loads(Path(out.name).read_text())
+            peaks[label] = max(peaks.get(label, 0), result["peak"])
+            for name, row in result["models"].items():
+                if row["rate"] > best[label].get(name, {"rate": 0})["rate"]:
+                    best[label][name] = row
+    labels = list(SETTINGS)
+    print(f"\nimg/s per runtime setting, best of {repeats} alternated rounds, {images} images; in brackets: % of that run's matmul peak")
+    print("| model | " + " | ".join(labels) + " |\n|---|" + "---|" * len(labels))
+    for name in names:
+        cells = [f"{best[l][name]['rate']:,.0f} ({100 * best[l][name]['gflops'] / peaks[l]:.0f}%)" for l in labels]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    totals = [sum(row["minutes"] for row in best[l].values()) for l in labels]
+    print("| projected training (min) | " + " | ".join(f"{t:.1f}" for t in totals) + " |")
+    print("| matmul peak (GFLOP/s) | " + " | ".join(f"{peaks[l]:.0f}" for l in labels) + " |")
 
 
 def subset(folder: Path, train_images: int) -> None:
@@ -127,7 +181,7 @@ def overhead(params: dict, name: str, train_images: int, repeats: int) -> None:
     recipe = params["recipes"][params["models"][name]["recipe"]]
     stage_s, bare_s = min(times["stage"]), min(times["bare"])
     print(f"\noverhead: {name}, {train_images} training images, {recipe['epochs']} epochs, best of {repeats} (whole process)")
-    print(f"| run | seconds | img/s |\n|---|---|---|")
+    print("| run | seconds | img/s |\n|---|---|---|")
     for label, seconds in (("train stage", stage_s), ("bare model.fit", bare_s)):
         print(f"| {label} | {seconds:.1f} | {recipe['epochs'] * train_images / seconds:.0f} |")
     print(f"pipeline overhead: {100 * (stage_s / bare_s - 1):+.1f}%")
@@ -139,36 +193,42 @@ def switches(params: dict, name: str, images: int) -> None:
     info, x, y = load(images)
     spec = params["models"][name]
     recipe = params["recipes"][spec["recipe"]]
-    rows = [("recipe as declared (float32)", recipe, {})]
-    rows.append(("batch size x2", {**recipe, "batch_size": 2 * recipe["batch_size"]}, {}))
-    rows.append(("no augmentation layers", {**recipe, "flip": False, "translate": 0.0}, {}))
-    rows.append(("XLA (jit_compile=True)", recipe, {"jit_compile": True}))
-    rows.append(("16 steps per execution", recipe, {"steps_per_execution": 16}))
+    rows = [("as declared (float32)", recipe, {}), ("batch size x2", {**recipe, "batch_size": 2 * recipe["batch_size"]}, {}),
+            ("no augmentation layers", {**recipe, "flip": False, "translate": 0.0}, {}),
+            ("XLA (jit_compile=True)", recipe, {"jit_compile": True}), ("16 steps per execution", recipe, {"steps_per_execution": 16})]
     print(f"\nswitches: {name}, {images} images\n| switch | img/s |\n|---|---|")
     for label, variant, compile_args in rows:
-        print(f"| {label} | {images_per_second(spec, variant, info, x, y, **compile_args):.0f} |", flush=True)
+        print(f"| {label} | {images_per_second(name, spec, variant, info, x, y, **compile_args)[0]:,.0f} |", flush=True)
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    print(f"| mixed_bfloat16 | {images_per_second(spec, recipe, info, x, y):.0f} |")
+    print(f"| mixed_bfloat16 | {images_per_second(name, spec, recipe, info, x, y)[0]:,.0f} |")
     keras.mixed_precision.set_global_policy("float32")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", default="throughput,overhead,switches")
+    parser.add_argument("--parts", default="throughput,settings,overhead,switches")
     parser.add_argument("--models", help="comma-separated; default: every model in params.yaml")
     parser.add_argument("--images", type=int, default=4096, help="images per throughput measurement")
-    parser.add_argument("--overhead-model", default="seed_base")
-    parser.add_argument("--overhead-images", type=int, default=4500)
+    parser.add_argument("--overhead-model", default="alex_w16")
+    parser.add_argument("--overhead-images", type=int, default=9000)
     parser.add_argument("--switch-model", default="alex_w32")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--json", help="also write the throughput part's numbers to this file")
     args = parser.parse_args()
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     parts = args.parts.split(",")
+    names = args.models.split(",") if args.models else list(params["models"])
+    settings = runtime.configure(params["train"]["backend"])
     import keras
 
-    print(f"keras {keras.__version__}, backend {keras.backend.backend()}, {os.cpu_count()} cores")
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
+    print(f"{cpu}, {os.cpu_count()} cores; keras {keras.__version__}, {settings}")
     if "throughput" in parts:
-        throughput(params, args.models.split(",") if args.models else list(params["models"]), args.images)
+        result = throughput(params, names, args.images)
+        if args.json:
+            Path(args.json).write_text(json.dumps(result))
+    if "settings" in parts:
+        settings_side_by_side(names, args.images, args.repeats)
     if "overhead" in parts:
         overhead(params, args.overhead_model, args.overhead_images, args.repeats)
     if "switches" in parts:
