@@ -25,7 +25,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -221,8 +220,7 @@ def main() -> None:
     settings = runtime.configure(params["train"]["backend"])
     import keras
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
-    print(f"{cpu}, {os.cpu_count()} cores; keras {keras.__version__}, {settings}")
+    print(f"{runtime.machine()}; keras {keras.__version__}, {settings}")
     if "throughput" in parts:
         result = throughput(params, names, args.images)
         if args.json:

@@ -32,8 +32,9 @@ def main() -> None:
     args = parser.parse_args()
     info = read_json(args.dataset)
     runs = load_runs(load_params("models"), tuple(info["image_shape"]), args.metrics)
+    params = {section: load_params(section) for section in ("data", "recipes", "report")}
     with atomic_path(args.out, directory=True) as folder:
-        best = write_report(folder, info, runs, args.training_logs, args.confusion)
+        best = write_report(folder, info, params, runs, args.training_logs, args.confusion)
     log.info("%d models (%d diverged); best by validation accuracy: %s",
              len(runs), sum(r.diverged for r in runs), best.name)
 

@@ -67,9 +67,9 @@ def main() -> None:
 
     onehot = lambda y: keras.utils.to_categorical(y, n_classes)  # label smoothing needs one-hot targets
     with Live(str(args.live), dvcyaml=False, save_dvc_exp=False) as live:
-        live.log_params({"model": declaration, "recipe": recipe, "runtime": settings})
+        live.log_params({"model": declaration, "recipe": recipe, "runtime": settings, "machine": runtime.machine()})
         state = fit(model, state, recipe, seed, (x_train, onehot(y_train)), (x_val, onehot(y_val)), checkpoint, live)
-        trained_images = sum(1 for _ in state.history) * len(x_train)
+        trained_images = state.epoch * len(x_train)
         live.summary.update({
             "params": model.count_params(),
             "epochs": state.epoch,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -69,3 +70,14 @@ def test_runtime_sets_the_fast_default_unless_the_user_exported_one(monkeypatch:
 def test_an_unknown_backend_names_the_params_key() -> None:
     with pytest.raises(StageError, match=r"^params.yaml: train.backend must be one of tensorflow, jax, torch, not 'theano'$"):
         runtime.configure("theano")
+
+
+def test_the_committed_dvc_lock_records_the_code_at_head() -> None:
+    """The committed results were computed by the code as it is: every code dep's hash in dvc.lock matches the file."""
+    locked = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]
+    declared = declared_stages()
+    for stage, entry in locked.items():
+        code = {dep["path"]: dep["md5"] for dep in entry["deps"] if dep["path"].endswith(".py")}
+        assert set(code) == set(dep for dep in declared[stage.split("@")[0]]["deps"] if dep.endswith(".py")), stage
+        for path, md5 in code.items():
+            assert hashlib.md5((ROOT / path).read_bytes()).hexdigest() == md5, f"{stage}: {path} changed since dvc.lock was written"

@@ -13,7 +13,7 @@ import yaml
 from widthdepth import report
 from widthdepth.architectures import check_spec
 from widthdepth.stage import StageError
-from widthdepth.study import find_sweeps, frontier, make_run, seed_groups, seed_spread
+from widthdepth.study import budget_controls, find_sweeps, frontier, make_run, matched_cost, scaling_fits, seed_groups, seed_spread
 from tests.conftest import ROOT, run_stage
 
 SHAPE = (32, 32, 3)
@@ -42,14 +42,14 @@ def test_sweeps_of_the_default_study() -> None:
     points = {key: [(p.value, [r.name for r in p.runs]) for p in s.points] for key, s in sweeps.items()}
     alex_w16 = ["alex_w16", "alex_w16_seed1", "alex_w16_seed2"]
     inc_base = ["inc_base", "inc_base_seed1", "inc_base_seed2"]
-    assert points[("alexnet", "width", "modern")] == [(4, ["alex_w4"]), (8, ["alex_w8"]), (16, alex_w16), (32, ["alex_w32"])]
-    assert points[("alexnet", "depth", "modern")] == [(1, ["alex_b1"]), (2, ["alex_b2"]), (3, alex_w16), (4, ["alex_b4"])]
+    assert points[("alexnet", "width", "modern")] == [(2, ["alex_w2"]), (4, ["alex_w4"]), (8, ["alex_w8"]), (16, alex_w16), (32, ["alex_w32"])]
+    assert points[("alexnet", "depth", "modern")] == [(3, ["alex_c1"]), (6, alex_w16), (9, ["alex_c3"]), (12, ["alex_c4"])]
     assert points[("alexnet", "width", "notebook")] == [(32, ["seed_base"]), (64, ["seed_wide"])]
     assert points[("alexnet", "depth", "notebook")] == [(3, ["seed_base"]), (5, ["seed_deep"])]
     assert points[("inception", "width", "modern")] == [(2, ["inc_filters2"]), (4, inc_base), (8, ["inc_filters8"])]
     assert points[("inception", "depth", "modern")] == [(3, inc_base), (6, ["inc_blocks2"]), (9, ["inc_blocks3"])]
     assert points[("inception", "branches", "modern")] == [(2, inc_base), (3, ["inc_branches3"]), (4, ["inc_branches4"])]
-    assert len(sweeps) == 7  # nothing else: the mlps differ in recipe, not in width
+    assert len(sweeps) == 7  # nothing else: alex_w16_2x and the mlps stand alone in their recipes
 
 
 def test_gain_per_doubling_and_per_step_with_seed_repeats() -> None:
@@ -89,8 +89,9 @@ def test_frontier_keeps_models_no_cheaper_model_beats() -> None:
     assert [[r.name for r in group] for group in kept] == [["a"]]  # now 0.4: a lucky seed alone does not count
 
 
-def write_results(folder: Path, models: dict, accuracy: dict[str, float], val: dict[str, float], diverged: dict[str, int] = {}) -> None:
-    """metrics/, dvclive/ and plots/confusion/ as evaluate and train write them; `diverged`: model -> epoch."""
+def write_results(folder: Path, models: dict, accuracy: dict[str, float], val: dict[str, float], diverged: dict[str, int] = {},
+                  recipe_changes: dict[str, dict] = {}, notebook: dict[str, float] = {}) -> None:
+    """metrics/, dvclive/ and plots/confusion/ as evaluate and train write them, and params.yaml; `diverged`: model -> epoch."""
     for i, name in enumerate(models):
         (folder / "metrics").mkdir(parents=True, exist_ok=True)
         metrics = fake_metrics(accuracy[name], 100 * (i + 1), val[name], diverged.get(name, 0))
@@ -99,11 +100,18 @@ def write_results(folder: Path, models: dict, accuracy: dict[str, float], val: d
             log = folder / "dvclive" / name / "plots" / "metrics" / split / "accuracy.tsv"
             log.parent.mkdir(parents=True)
             log.write_text("step\taccuracy\n0\t0.3\n1\t0.4\n2\t0.45\n" if name not in diverged else "step\taccuracy\n0\t0.3\n1\tnan\n")
+        (folder / "dvclive" / name / "params.yaml").write_text("machine: Test CPU, AVX2, 2 cores\n")
         records = [{"actual": CLASSES[i % 2], "predicted": CLASSES[(i // 3) % 2]} for i in range(6)]
         (folder / "plots" / "confusion").mkdir(parents=True, exist_ok=True)
         (folder / "plots" / "confusion" / f"{name}.json").write_text(json.dumps(records))
-    (folder / "dataset.json").write_text(json.dumps({"classes": CLASSES, "image_shape": list(SHAPE), "splits": {"test": {"count": 6}}}))
-    (folder / "params.yaml").write_text(yaml.safe_dump({"models": models}, sort_keys=False))
+    splits = {"train": {"count": 40}, "val": {"count": 10}, "test": {"count": 6}}
+    (folder / "dataset.json").write_text(json.dumps({"classes": CLASSES, "image_shape": list(SHAPE), "splits": splits}))
+    recipe = {"epochs": 3, "batch_size": 8, "optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 0.0,
+              "warmup_epochs": 0, "schedule": "cosine", "label_smoothing": 0.1, "inputs": "standardize", "flip": True, "translate": 0.1}
+    params = {"data": {"dataset": "imagefolder", "source": "/somewhere/insects.zip"}, "models": models,
+              "recipes": {name: {**recipe, **recipe_changes.get(name, {})} for name in {d["recipe"] for d in models.values()}},
+              "report": {"notebook": notebook}}
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 REPORT_ARGS = ("dataset.json", "metrics", "dvclive", "plots/confusion", "report")
@@ -176,3 +184,58 @@ def test_missing_or_incomplete_metrics_stop_the_report_and_write_nothing(workdir
     with pytest.raises(StageError, match=r"metrics/b.json: 'cost' must hold macs_per_image"):
         run_stage("report", *REPORT_ARGS)
     assert not Path("report").exists()
+
+
+def run_at(name: str, declaration: dict, accuracy: float, params: int):
+    return make_run(name, declaration, check_spec(name, declaration, SHAPE), fake_metrics(accuracy, params))
+
+
+ALEX = {"family": "alexnet", "recipe": "sweep"}
+
+
+def test_width_and_depth_are_compared_at_matched_cost() -> None:
+    runs = [run_at("w8", {**ALEX, "filters": 8}, 0.5, 100), run_at("w16", {**ALEX, "filters": 16}, 0.6, 1000),
+            run_at("w32", {**ALEX, "filters": 32}, 0.7, 10000), run_at("deep", {**ALEX, "filters": 16, "convs": 2}, 0.64, 100000)]
+    [comparison] = matched_cost(find_sweeps(runs), "params")
+    assert [p.value for p in comparison.width.points] == [8, 16, 32] and comparison.depth.models == ["w16", "deep"]
+    # the costs both sweeps cover, 1,000 to 10,000: depth at 10,000 lies halfway (in log cost) from 0.60 to 0.64
+    assert [value for point in comparison.points for value in point] == pytest.approx([1000, 0.6, 0.6, 10000, 0.7, 0.62])
+    assert comparison.difference == pytest.approx(0.04)
+
+
+def test_power_law_fit_of_a_width_sweep_and_its_held_out_check() -> None:
+    costs = [100, 1000, 10000, 100000]
+    runs = [run_at(f"w{f}", {**ALEX, "filters": f}, 1 - 2 * n**-0.3, n) for f, n in zip((4, 8, 16, 32), costs)]
+    [fit] = scaling_fits(find_sweeps(runs), "params")
+    assert fit.alpha == pytest.approx(0.3, abs=1e-3) and fit.half_width == pytest.approx(0, abs=1e-3)
+    predicted, measured = fit.held_out
+    assert predicted == pytest.approx(measured, rel=1e-3)
+
+
+def test_budget_control_pairs_recipes_that_differ_only_in_epochs() -> None:
+    recipe = {"epochs": 4, "learning_rate": 0.1}
+    recipes = {"sweep": recipe, "sweep_2x": {**recipe, "epochs": 8}, "other": {**recipe, "epochs": 8, "learning_rate": 0.2}}
+    runs = [run_at("c", {**ALEX, "filters": 16}, 0.60, 10), run_at("c_seed1", {**ALEX, "filters": 16, "seed": 1}, 0.62, 10),
+            run_at("c_2x", {**ALEX, "recipe": "sweep_2x", "filters": 16}, 0.66, 10),
+            run_at("c_other", {**ALEX, "recipe": "other", "filters": 16}, 0.70, 10)]
+    [control] = budget_controls(runs, recipes)
+    assert [r.name for r in control.base] == ["c", "c_seed1"] and [r.name for r in control.longer] == ["c_2x"]
+    assert (control.base_epochs, control.longer_epochs) == (4, 8) and control.gain == pytest.approx(0.05)
+
+
+def test_report_sections_name_the_regime_budget_and_the_notebook(workdir: Path) -> None:
+    models = {"w8": {**ALEX, "filters": 8}, "w16": {**ALEX, "filters": 16}, "w16_seed1": {**ALEX, "filters": 16, "seed": 1},
+              "w32": {**ALEX, "filters": 32}, "w16_2x": {**ALEX, "recipe": "sweep_2x", "filters": 16},
+              "seed_dense": {"family": "mlp", "recipe": "notebook"}}
+    accuracy = {"w8": 0.5, "w16": 0.6, "w16_seed1": 0.62, "w32": 0.7, "w16_2x": 0.71, "seed_dense": 0.45}
+    write_results(workdir, models, accuracy, accuracy, recipe_changes={"sweep_2x": {"epochs": 6}, "notebook": {"flip": False, "translate": 0}},
+                  notebook={"seed_dense": 0.469})
+    run_stage("report", *REPORT_ARGS)
+    text = Path("report/report.md").read_text()
+    assert "- Data: imagefolder from insects.zip, 40 training, 10 validation and 6 test images of 32x32x3." in text
+    assert "- Recipe `sweep` (4 models, seeds 0, 1): 3 epochs at batch 8" in text and "no augmentation." in text
+    assert "- Machine (from the training logs): Test CPU, AVX2, 2 cores." in text
+    assert "- w16, w16_seed1 (3 epochs, test 0.6100) against w16_2x (6 epochs, 0.7100): +0.1000 from 2x the epochs, larger than the seed spread" in text
+    assert "alexnet width (sweep recipe, 3 convolution layers), error against parameters: error ≈" in text
+    assert "| seed_dense | 0.469 | 0.4500 | 0.4500 (epoch 3) | 0.4500 | 1 |" in text
+    assert Path("report/scaling.png").read_bytes()[:4] == b"\x89PNG"

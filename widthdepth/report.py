@@ -16,9 +16,12 @@ from typing import Any
 import numpy as np
 
 from widthdepth.architectures import check_spec
-from widthdepth.figures.charts import plot_confusion, plot_cost, plot_epochs, plot_sweeps
-from widthdepth.stage import StageError, read_json
-from widthdepth.study import FEATURES, Run, Sweep, find_sweeps, frontier, make_run, mean_accuracy, seed_groups, seed_spread
+from widthdepth.figures.charts import plot_confusion, plot_cost, plot_epochs, plot_scaling, plot_sweeps
+from widthdepth.stage import StageError, read_json, read_yaml
+from widthdepth.study import (
+    COSTS, FEATURES, BudgetControl, Run, Sweep, budget_controls, find_sweeps, frontier, make_run, matched_cost, mean_accuracy,
+    scaling_fits, seed_groups, seed_spread,
+)
 
 COLUMNS = [
     "model", "family", "recipe", "seed", "weight_layers", "width", "depth", "params", "macs_per_image",
@@ -94,13 +97,24 @@ def sweep_records(sweeps: list[Sweep]) -> list[dict[str, Any]]:
     ]
 
 
+def spreads(runs: list[Run]) -> dict[tuple[str, str], tuple[float | None, list[list[Run]]]]:
+    """Seed-to-seed spread per family and recipe (training noise depends on both), and the repeats it comes from."""
+    pairs = dict.fromkeys((run.family, run.recipe) for run in runs)
+    return {(f, r): seed_spread([run for run in runs if (run.family, run.recipe) == (f, r)]) for f, r in pairs}
+
+
+def verdict(change: float, sigma: float | None) -> str:
+    """Whether a change in accuracy is more than twice the seed spread."""
+    if sigma is None:
+        return "the seed spread is unknown"
+    return f"{'larger than' if abs(change) > 2 * sigma else 'within'} the seed spread (2σ = {2 * sigma:.4f})"
+
+
 def conclusion(runs: list[Run], sweeps: list[Sweep], best: Run, test_images: int) -> list[str]:
     """The study's answer in a few sentences, every number computed from the runs."""
     lines = [f"Test accuracy on {test_images:,} test images; the best model is chosen on validation accuracy."]
-    spread = {}  # per family and recipe: training noise depends on both
-    for family, recipe in dict.fromkeys((run.family, run.recipe) for run in runs):
-        sigma, repeats = seed_spread([run for run in runs if (run.family, run.recipe) == (family, recipe)])
-        spread[family, recipe] = sigma
+    spread = spreads(runs)
+    for (family, recipe), (sigma, repeats) in spread.items():
         if sigma is not None:
             groups = ", ".join("/".join(r.name for r in group) for group in repeats)
             lines.append(f"- {family}, {recipe} recipe: the seed-to-seed spread, the pooled standard deviation of test "
@@ -111,7 +125,7 @@ def conclusion(runs: list[Run], sweeps: list[Sweep], best: Run, test_images: int
                          "spread is unknown and no gain can be called larger than it (declare a model again with another `seed:`).")
     lines.append("")
     for sweep in sweeps:
-        gain, sigma = sweep.gain(), spread[sweep.family, sweep.recipe]
+        gain, sigma = sweep.gain(), spread[sweep.family, sweep.recipe][0]
         values = " → ".join(str(p.value) for p in sweep.points)
         steps = ", ".join(f"{b.mean - a.mean:+.4f}" for a, b in zip(sweep.points, sweep.points[1:]))
         verdict = "" if sigma is None else (", larger than the seed spread" if abs(gain) > 2 * sigma else ", within the seed spread")
@@ -133,6 +147,91 @@ def conclusion(runs: list[Run], sweeps: list[Sweep], best: Run, test_images: int
         f"Best model by validation accuracy: {best.name} (validation {best.metrics['val']['accuracy']:.4f}, "
         f"test {best.test_accuracy:.4f}, {best.metrics['cost']['params']:,} parameters).",
     ]
+    return lines
+
+
+def regime(info: dict[str, Any], data: dict[str, Any], recipes: dict[str, dict[str, Any]], runs: list[Run], machines: list[str]) -> list[str]:
+    """What the numbers are about: data, recipes with their epochs, seeds, machine."""
+    counts = {split: info["splits"][split]["count"] for split in ("train", "val", "test")}
+    source = f" from {Path(data['source']).name}" if data.get("source") else ""
+    lines = [f"- Data: {data['dataset']}{source}, {counts['train']:,} training, {counts['val']:,} validation and "
+             f"{counts['test']:,} test images of {'x'.join(map(str, info['image_shape']))}."]
+    for name in dict.fromkeys(run.recipe for run in runs):
+        r = recipes[name]
+        members = [run for run in runs if run.recipe == name]
+        seeds = sorted({run.declaration["seed"] for run in members})
+        augment = ", ".join(a for a, on in (("flips", r["flip"]), (f"shifts of {r['translate']:g}", r["translate"])) if on) or "no augmentation"
+        warmup = f" after {r['warmup_epochs']} warm-up epochs" if r["warmup_epochs"] else ""
+        lines.append(f"- Recipe `{name}` ({len(members)} model{'s' if len(members) > 1 else ''}, seeds {', '.join(map(str, seeds))}): {r['epochs']} epochs at batch "
+                     f"{r['batch_size']}, {r['optimizer']} at {r['learning_rate']:g} (momentum {r['momentum']:g}, weight decay "
+                     f"{r['weight_decay']:g}), {r['schedule']} schedule{warmup}, label smoothing {r['label_smoothing']:g}, {augment}.")
+    lines.append(f"- Machine (from the training logs): {'; '.join(sorted(set(machines))) or 'not recorded'}.")
+    return lines
+
+
+def budget_section(controls: list[BudgetControl], spread: dict) -> list[str]:
+    """How much accuracy the training budget leaves on the table."""
+    if not controls:
+        return ["No model was trained at two budgets (declare one again with a recipe that differs only in `epochs`)."]
+    lines = []
+    for c in controls:
+        sigma = spread[c.base[0].family, c.base[0].recipe][0]
+        lines.append(f"- {', '.join(r.name for r in c.base)} ({c.base_epochs} epochs, test {mean_accuracy(c.base):.4f}) against "
+                     f"{', '.join(r.name for r in c.longer)} ({c.longer_epochs} epochs, {mean_accuracy(c.longer):.4f}): "
+                     f"{c.gain:+.4f} from {c.longer_epochs / c.base_epochs:g}x the epochs, {verdict(c.gain, sigma)}. "
+                     + ("So this budget leaves accuracy on the table: read the sweeps as comparisons at this budget, "
+                        "not at convergence." if sigma is not None and c.gain > 2 * sigma else
+                        "So the models of this recipe are near their plateau at this budget." if sigma is not None else ""))
+    return lines
+
+
+def matched_cost_section(sweeps: list[Sweep], spread: dict) -> list[str]:
+    """Width or depth, at the same multiply-accumulates and at the same parameters."""
+    lines = []
+    for cost, label in COSTS.items():
+        for m in matched_cost(sweeps, cost):
+            sigma = spread[m.width.family, m.width.recipe][0]
+            better = "width" if m.difference > 0 else "depth"
+            table = "; ".join(f"{c:,.0f}: {w:.4f} vs {d:.4f}" for c, w, d in m.points)
+            lines.append(f"- {m.width.family}, {m.width.recipe} recipe, at equal {label}: going wider gives "
+                         f"{m.difference:+.4f} test accuracy over going deeper, on average over {len(m.points)} matched costs "
+                         f"({better} buys more; {verdict(m.difference, sigma)}). Width vs depth sweep, interpolated in "
+                         f"log {label}: {table}.")
+    return lines or ["No width and depth sweep of one family and recipe share a model and a cost range."]
+
+
+def scaling_section(sweeps: list[Sweep]) -> list[str]:
+    """Power-law fits of test error along each width sweep, checked on the largest point."""
+    lines = []
+    for cost, label in COSTS.items():
+        for f in scaling_fits(sweeps, cost):
+            interval = f" ± {f.half_width:.3f} (95%)" if f.half_width is not None else " (too few points for an interval)"
+            predicted, measured = f.held_out
+            lines.append(f"- {f.sweep.title}, error against {label}: error ≈ {math.exp(f.log_a):.3g} × N^-{f.alpha:.3f}{interval}, "
+                         f"fitted in log-log on {len(f.sweep.points)} points. Fitted without its largest point, it predicts "
+                         f"that point's error as {predicted:.4f}; measured {measured:.4f} ({predicted - measured:+.4f}).")
+    if lines:
+        lines.append("- The fits have no floor (error = a N^-alpha + c): a handful of points cannot pin down three parameters, "
+                     "so alpha here describes this range of sizes, not the limit.")
+    return lines or ["No width sweep has three or more points."]
+
+
+def notebook_section(runs: list[Run], epochs: list[dict[str, Any]], reference: dict[str, float]) -> list[str]:
+    """The notebook's models next to the notebook's numbers, last and best epoch."""
+    lines = ["| model | notebook (test, last epoch, official pixels) | validation, last epoch | validation, best epoch | test | seeds |",
+             "|---|---|---|---|---|---|"]
+    for name, number in reference.items():
+        group = next((g for g in seed_groups(runs) if g[0].name == name), None)
+        if group is None:
+            continue
+        curve = [(r["epoch"], r["val_accuracy"]) for r in epochs if r["model"] == name and r["val_accuracy"] is not None]
+        best_epoch, best = max(curve, key=lambda e: e[1])
+        lines.append(f"| {name} | {number:.3f} | {curve[-1][1]:.4f} | {best:.4f} (epoch {best_epoch}) | {mean_accuracy(group):.4f} | {len(group)} |")
+    if len(lines) == 2:
+        return [f"None of the notebook's models ({', '.join(reference)}) is declared in `models`."]
+    lines += ["", "With one seed per model, a difference between two of them is not known to exceed the seed-to-seed spread, "
+              "and the gap between the last and the best epoch shows how much one run moves from epoch to epoch: "
+              "their order says nothing on its own. See the README for the command that trains more seeds."]
     return lines
 
 
@@ -160,13 +259,27 @@ def markdown_table(rows: list[dict[str, Any]]) -> list[str]:
 FIGURES = {
     "sweeps.png": "Test accuracy along each sweep",
     "cost.png": "Test accuracy against parameters and multiply-accumulates",
+    "scaling.png": "Test error against cost along each width sweep, with the fitted power laws",
     "epochs.png": "Validation accuracy per epoch",
     "confusion_best.png": "Confusion matrix of the best model by validation accuracy, test set",
 }
 
 
-def write_report(folder: Path, info: dict[str, Any], runs: list[Run], live_dir: Path, confusion_dir: Path) -> Run:
-    """report.md, summary.csv, the figures and plots/*.json into `folder`; returns the best model."""
+def machines(runs: list[Run], live_dir: Path) -> list[str]:
+    """The machines the runs trained on, as their training logs recorded them."""
+    found = []
+    for run in runs:
+        path = live_dir / run.name / "params.yaml"
+        logged = read_yaml(path) if path.exists() else None  # older logs did not record it
+        if isinstance(logged, dict) and isinstance(logged.get("machine"), str):
+            found.append(logged["machine"])
+    return found
+
+
+def write_report(folder: Path, info: dict[str, Any], params: dict[str, Any], runs: list[Run], live_dir: Path, confusion_dir: Path) -> Run:
+    """report.md, summary.csv, the figures and plots/*.json into `folder`; returns the best model.
+
+    `params` holds the params.yaml sections `data`, `recipes` and `report` (the notebook's reference numbers)."""
     good = [run for run in runs if not run.diverged]
     if not good:
         raise StageError(f"every declared model diverged ({', '.join(r.name for r in runs)}): nothing to report")
@@ -176,9 +289,19 @@ def write_report(folder: Path, info: dict[str, Any], runs: list[Run], live_dir: 
     epochs = epoch_records(runs, live_dir)
     rows = [summary_row(run) for run in runs]
     cost = [{k: row[k] for k in ("model", "family", "params", "macs_per_image", "test_accuracy")} for row in rows if not row["diverged_epoch"]]
-    text = ["# Report (generated by the `report` stage)", "", "## Conclusion", "",
-            *conclusion(good, sweeps, best, info["splits"]["test"]["count"]), "", "## Failed runs", "", *failed_runs(runs),
-            "", "## Summary", "", *markdown_table(rows), ""]
+    spread = spreads(good)
+    sections = {
+        "Regime": regime(info, params["data"], params["recipes"], runs, machines(runs, live_dir)),
+        "Conclusion": conclusion(good, sweeps, best, info["splits"]["test"]["count"]),
+        "Width or depth at equal cost": matched_cost_section(sweeps, spread),
+        "Scaling with width": scaling_section(sweeps),
+        "Training budget": budget_section(budget_controls(good, params["recipes"]), spread),
+        "The notebook's models": notebook_section(good, epochs, params["report"]["notebook"]),
+        "Failed runs": failed_runs(runs),
+        "Summary": markdown_table(rows),
+    }
+    text = ["# Report (generated by the `report` stage)", ""]
+    text += [line for title, lines in sections.items() for line in (f"## {title}", "", *lines, "")]
     text += [line for name, title in FIGURES.items() for line in (f"## {title}", "", f"![{title}]({name})", "")]
 
     (folder / "report.md").write_text("\n".join(text))
@@ -191,6 +314,7 @@ def write_report(folder: Path, info: dict[str, Any], runs: list[Run], live_dir: 
         (folder / "plots" / f"{name}.json").write_text(json.dumps(records) + "\n")  # compact: 10,000 confusion records
     plot_sweeps(sweeps, folder / "sweeps.png")
     plot_cost(good, folder / "cost.png")
+    plot_scaling([fit for cost in COSTS for fit in scaling_fits(sweeps, cost)], folder / "scaling.png")
     plot_epochs(epochs, runs, folder / "epochs.png")
     plot_confusion(confusion, info["classes"], f"Confusion matrix of {best.name} (best by validation accuracy), test set",
                    folder / "confusion_best.png")

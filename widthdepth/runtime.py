@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import sys
+from pathlib import Path
 
 from widthdepth.stage import StageError
 
@@ -41,3 +43,15 @@ def configure(backend: str) -> dict[str, str]:
 def settings() -> dict[str, str]:
     """The runtime settings a result depends on: recorded with every run and in its resume key."""
     return {"backend": os.environ.get("KERAS_BACKEND", "tensorflow"), **{name: os.environ.get(name, "") for name in FAST_DEFAULTS}}
+
+
+def machine() -> str:
+    """The CPU model, its widest vector extension and the core count: the machine a result came from."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        cpuinfo = ""
+    lines = cpuinfo.splitlines()
+    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.machine())
+    vector = "AVX-512" if " avx512f" in cpuinfo else "AVX2" if " avx2" in cpuinfo else "no AVX2"
+    return f"{name}, {vector}, {os.cpu_count()} cores"

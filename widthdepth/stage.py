@@ -22,12 +22,17 @@ class StageError(Exception):
     """Bad input or params: the message names the file or the params.yaml key at fault."""
 
 
-def load_params(section: str, path: Path = PARAMS_FILE) -> dict[str, Any]:
-    """Return one top-level section of params.yaml."""
+def read_yaml(path: Path) -> Any:
+    """A YAML input file; a StageError naming it if it is missing or malformed."""
     try:
-        params = yaml.safe_load(path.read_text())
+        return yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as err:
         raise StageError(f"cannot read {path}: {err}") from err
+
+
+def load_params(section: str, path: Path = PARAMS_FILE) -> dict[str, Any]:
+    """Return one top-level section of params.yaml."""
+    params = read_yaml(path)
     if not isinstance(params, dict) or not isinstance(params.get(section), dict):
         raise StageError(f"{path}: section '{section}' is missing or not a mapping")
     return params[section]

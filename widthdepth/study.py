@@ -193,3 +193,119 @@ def frontier(groups: list[list[Run]], cost: Callable[[Run], float]) -> list[list
             kept.append(group)
             best = mean_accuracy(group)
     return kept
+
+
+@dataclass
+class BudgetControl:
+    """One model trained at its recipe's epochs and again at more: what the training budget leaves on the table."""
+
+    base: list[Run]  # a seed group
+    longer: list[Run]  # the same declaration under a recipe that differs only in `epochs`
+    base_epochs: int
+    longer_epochs: int
+
+    @property
+    def gain(self) -> float:
+        return mean_accuracy(self.longer) - mean_accuracy(self.base)
+
+
+def budget_controls(runs: list[Run], recipes: dict[str, dict[str, Any]]) -> list[BudgetControl]:
+    """Every pair of models declared alike but for a recipe that differs from the other only in epochs (more)."""
+    without_epochs = lambda recipe: {k: v for k, v in recipes[recipe].items() if k != "epochs"}
+    groups = seed_groups(runs)
+    controls = []
+    for base in groups:
+        for longer in groups:
+            a, b = base[0], longer[0]
+            if (a.key(frozenset({"recipe"})) == b.key(frozenset({"recipe"})) and a.recipe != b.recipe
+                    and without_epochs(a.recipe) == without_epochs(b.recipe)
+                    and recipes[b.recipe]["epochs"] > recipes[a.recipe]["epochs"]):
+                controls.append(BudgetControl(base, longer, recipes[a.recipe]["epochs"], recipes[b.recipe]["epochs"]))
+    return controls
+
+
+COSTS = {"params": "parameters", "macs_per_image": "multiply-accumulates per image"}
+
+
+def point_cost(point: Point, cost: str) -> float:
+    return float(np.mean([run.metrics["cost"][cost] for run in point.runs]))
+
+
+@dataclass
+class MatchedCost:
+    """A width sweep and a depth sweep through the same model, compared at equal cost."""
+
+    width: Sweep
+    depth: Sweep
+    cost: str  # a key of COSTS
+    points: list[tuple[float, float, float]]  # (cost, width's accuracy, depth's accuracy), interpolated in log cost
+
+    @property
+    def difference(self) -> float:
+        """Mean of width's minus depth's accuracy over the matched costs."""
+        return float(np.mean([w - d for _, w, d in self.points]))
+
+
+def matched_cost(sweeps: list[Sweep], cost: str) -> list[MatchedCost]:
+    """For each width and depth sweep of one family and recipe that share a model: accuracy of each at
+    the same costs, linearly interpolated in log cost, over the range both sweeps cover."""
+    comparisons = []
+    for width in (s for s in sweeps if s.feature.name == "width"):
+        for depth in (s for s in sweeps if s.feature.name == "depth"):
+            if (width.family, width.recipe) != (depth.family, depth.recipe) or not set(width.models) & set(depth.models):
+                continue
+            curves = []
+            for sweep in (width, depth):
+                points = sorted(sweep.points, key=lambda p: point_cost(p, cost))
+                curves.append((np.log([point_cost(p, cost) for p in points]), [p.mean for p in points]))
+            low, high = max(c[0][0] for c in curves), min(c[0][-1] for c in curves)
+            if low >= high:
+                continue
+            xs = sorted({float(x) for c in curves for x in c[0] if low <= x <= high})
+            points = [(math.exp(x), float(np.interp(x, *curves[0])), float(np.interp(x, *curves[1]))) for x in xs]
+            comparisons.append(MatchedCost(width, depth, cost, points))
+    return comparisons
+
+
+# Two-sided 95% quantiles of Student's t by degrees of freedom.
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+def log_log_fit(costs: list[float], errors: list[float]) -> tuple[float, float, float | None]:
+    """Least squares of log(error) = log(a) - alpha log(cost): (alpha, log a, 95% half-width of alpha or None)."""
+    x, y = np.log(costs), np.log(errors)
+    slope, intercept = np.polyfit(x, y, 1)
+    dof = len(x) - 2
+    if dof < 1:
+        return float(-slope), float(intercept), None
+    residual = y - (slope * x + intercept)
+    se = math.sqrt(float(residual @ residual) / dof / float(((x - x.mean()) ** 2).sum()))
+    return float(-slope), float(intercept), T95.get(dof, 1.96) * se
+
+
+@dataclass
+class ScalingFit:
+    """Test error against cost along a width sweep, as a power law error = a * cost^-alpha (a line in log-log)."""
+
+    sweep: Sweep
+    cost: str
+    alpha: float
+    log_a: float
+    half_width: float | None  # of alpha's 95% interval
+    held_out: tuple[float, float]  # (predicted, measured) error of the largest point, fitted without it
+
+    def predict(self, cost: float) -> float:
+        return math.exp(self.log_a) * cost ** -self.alpha
+
+
+def scaling_fits(sweeps: list[Sweep], cost: str) -> list[ScalingFit]:
+    """A fit per width sweep of three or more points, checked by predicting its largest point from the others."""
+    fits = []
+    for sweep in (s for s in sweeps if s.feature.name == "width" and len(s.points) >= 3):
+        points = sorted(sweep.points, key=lambda p: point_cost(p, cost))
+        costs, errors = [point_cost(p, cost) for p in points], [1 - p.mean for p in points]
+        alpha, log_a, half = log_log_fit(costs, errors)
+        held_alpha, held_log_a, _ = log_log_fit(costs[:-1], errors[:-1])
+        predicted = math.exp(held_log_a) * costs[-1] ** -held_alpha
+        fits.append(ScalingFit(sweep, cost, alpha, log_a, half, (predicted, errors[-1])))
+    return fits

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from widthdepth.figures.grids import pyplot
-from widthdepth.study import FEATURES, Run, Sweep, seed_groups
+from widthdepth.study import COSTS, FEATURES, Run, ScalingFit, Sweep, point_cost, seed_groups
 
 
 def plot_sweeps(sweeps: list[Sweep], path: Path) -> None:
@@ -105,6 +105,33 @@ def plot_confusion(records: list[dict[str, str]], classes: list[str], title: str
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
     ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_scaling(fits: list[ScalingFit], path: Path) -> None:
+    """Test error against cost along each width sweep, log-log, with the fitted power law."""
+    plt = pyplot()
+
+    costs = list(dict.fromkeys(f.cost for f in fits)) or ["params"]
+    fig, axes = plt.subplots(1, len(costs), figsize=(6 * len(costs), 4.5), squeeze=False)
+    for ax, cost in zip(axes[0], costs):
+        for fit in (f for f in fits if f.cost == cost):
+            x = [point_cost(p, cost) for p in fit.sweep.points]
+            line = ax.plot(x, [1 - p.mean for p in fit.sweep.points], "o", label=f"{fit.sweep.title}: alpha {fit.alpha:.3f}")[0]
+            grid = np.geomspace(min(x), max(x), 50)
+            ax.plot(grid, [fit.predict(c) for c in grid], "-", color=line.get_color(), alpha=0.6)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"{COSTS[cost]} (log scale)")
+        ax.set_ylabel("test error, 1 - accuracy (log scale)")
+        ax.set_title(f"Test error against {COSTS[cost]}")
+        ax.grid(alpha=0.3, which="both")
+        if fits:
+            ax.legend(fontsize=7)
+    if not fits:
+        axes[0][0].text(0.5, 0.5, "no width sweep of three or more points", ha="center", va="center", transform=axes[0][0].transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -1,6 +1,6 @@
-"""The fit loop: one `model.fit`, with Keras callbacks doing the bookkeeping.
+"""The fit loop: `model.fit` epoch by epoch, with Keras callbacks doing the bookkeeping.
 
-- `EpochBatches` feeds the training set in an order fixed by (seed, epoch) alone, so a
+- Each epoch trains on the training set in an order fixed by (seed, epoch) alone, so a
   resumed run sees exactly the batches an uninterrupted one does.
 - `DivergenceGuard` stops a run whose loss is non-finite or far above chance.
 - `LiveLog` writes each epoch to DVCLive; `Checkpoint` saves the model and the run's state
@@ -47,28 +47,6 @@ class RunState:
     train_seconds: float = 0.0
     seed_states: list = field(default_factory=list)
     diverged_epoch: int | None = None  # the epoch in which the loss diverged, if it did
-
-
-class EpochBatches(keras.utils.PyDataset):
-    """Training batches of epochs first..last-1 as one sequence: batch i is fixed by (seed, i) alone."""
-
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, first_epoch: int, epochs: int):
-        super().__init__()
-        self.x, self.y, self.batch_size, self.seed, self.first_epoch = x, y, batch_size, seed, first_epoch
-        self.per_epoch = math.ceil(len(x) / batch_size)
-        self.count = (epochs - first_epoch) * self.per_epoch
-        self._orders: dict[int, np.ndarray] = {}
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        epoch, batch = divmod(index, self.per_epoch)
-        epoch += self.first_epoch
-        if epoch not in self._orders:
-            self._orders = {epoch: np.random.default_rng([self.seed, epoch]).permutation(len(self.x))}
-        rows = self._orders[epoch][batch * self.batch_size : (batch + 1) * self.batch_size]
-        return self.x[rows], self.y[rows]
 
 
 def seed_states(model: keras.Model) -> list:
@@ -176,23 +154,31 @@ def load_checkpoint(folder: Path, fingerprint: str) -> tuple[keras.Model, RunSta
     return model, state
 
 
+def epoch_order(seed: int, epoch: int, count: int) -> np.ndarray:
+    """The training set's order in an epoch: fixed by (seed, epoch) alone, so a resumed run sees the same batches."""
+    return np.random.default_rng([seed, epoch]).permutation(count)
+
+
 def fit(model: keras.Model, state: RunState, recipe: dict[str, Any], seed: int, train: tuple, val: tuple,
         checkpoint: Path, live) -> RunState:
-    """Train from `state.epoch` to the recipe's last epoch, or until the run diverges."""
+    """Train from `state.epoch` to the recipe's last epoch, or until the run diverges.
+
+    One `model.fit` call per epoch, each on that epoch's order of the training set; the
+    callbacks carry over from epoch to epoch.
+    """
     (x_train, y_train), (x_val, y_val) = train, val
-    n_classes = y_train.shape[1]
     live_log = LiveLog(live)
     for record in state.history:  # a resumed run rewrites the whole log
         live_log.write(record)
-    if state.diverged_epoch is not None or state.epoch >= recipe["epochs"]:
-        return state
-    batches = EpochBatches(x_train, y_train, recipe["batch_size"], seed, state.epoch, recipe["epochs"])
-    callbacks = [EpochTimer(), DivergenceGuard(n_classes, state), live_log, Checkpoint(checkpoint, state),
+    callbacks = [EpochTimer(), DivergenceGuard(y_train.shape[1], state), live_log, Checkpoint(checkpoint, state),
                  EpochProgress(recipe["epochs"], len(x_train))]
-    model.fit(
-        batches, steps_per_epoch=batches.per_epoch, epochs=recipe["epochs"], initial_epoch=state.epoch,
-        validation_data=(x_val, y_val), validation_batch_size=max(256, recipe["batch_size"]),
-        shuffle=False,  # EpochBatches orders the data itself
-        callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 0,  # the bar goes to stdout
-    )
+    for epoch in range(state.epoch, recipe["epochs"]):
+        if state.diverged_epoch is not None:
+            break
+        order = epoch_order(seed, epoch, len(x_train))
+        model.fit(
+            x_train[order], y_train[order], batch_size=recipe["batch_size"], initial_epoch=epoch, epochs=epoch + 1,
+            shuffle=False, validation_data=(x_val, y_val), validation_batch_size=max(256, recipe["batch_size"]),
+            callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 0,  # the bar goes to stdout
+        )
     return state
