@@ -31,12 +31,12 @@ def plot_sweeps(sweeps: list[Sweep], path: Path) -> None:
         ax.set_ylabel("test accuracy (bars: range over seeds)")
         ax.set_title(f"Test accuracy against {name}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15))  # below the axes: no point hidden
     if not names:
         axes[0][0].text(0.5, 0.5, "no sweep in this study", ha="center", va="center")
         axes[0][0].axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
 
 
