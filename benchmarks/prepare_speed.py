@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -85,7 +84,7 @@ def main() -> None:
         size = (binary / "cifar-10-binary.tar.gz").stat().st_size
         results[f"CIFAR-10 binary tar.gz ({size / 1e6:.0f} MB)"] = run_pipeline(binary, {"dataset": "cifar10", "source": str(binary)})
     print(f"\nprepare on 60,000 CIFAR-10 images, {os.cpu_count()} cores")
-    print(f"| format | wall time (s) | peak RSS of the stage's processes (MB) |\n|---|---|---|")
+    print("| format | wall time (s) | peak RSS of the stage's processes (MB) |\n|---|---|---|")
     for name, (seconds, megabytes) in results.items():
         print(f"| {name} | {seconds:.1f} | {megabytes:.0f} |")
 

@@ -12,7 +12,6 @@ import pytest
 
 from tests.conftest import run_stage, write_params
 from widthdepth.data import download, sources, split
-from widthdepth.stage import StageError
 from tests import builders
 
 

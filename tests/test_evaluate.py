@@ -11,7 +11,7 @@ import numpy as np
 from widthdepth import metrics as metrics_module
 from tests import builders
 from tests.conftest import ROOT, run_stage
-from tests.test_train import MODELS, write_params
+from tests.test_train import write_params
 
 
 def flat_keys(tree: dict, prefix: str = "") -> set[str]:

@@ -13,7 +13,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from widthdepth.architectures import check_spec
 from widthdepth.figures.charts import plot_confusion, plot_cost, plot_epochs, plot_scaling, plot_sweeps
