@@ -20,7 +20,7 @@ from tools import sync_artifacts
 
 PIPELINE_FILES = ["dvc.yaml", "params.yaml", "stages", "widthdepth", ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore"]
 STAGES = {"download", "prepare", "report"} | {f"{stage}@{model}" for stage in ("train", "evaluate") for model in ("tiny_alex", "tiny_alex_w8", "tiny_mlp")}
-TOP_LEVEL_PLOTS = {"val_accuracy_per_epoch", "accuracy_along_sweeps", "accuracy_vs_params", "accuracy_vs_macs", "confusion_of_best_model"}
+TOP_LEVEL_PLOTS = {"val_accuracy_per_epoch", "val_loss_per_epoch", "train_accuracy_per_epoch", "train_loss_per_epoch", "accuracy_along_sweeps", "accuracy_vs_params", "accuracy_vs_macs", "confusion_of_best_model"}
 
 
 @pytest.fixture(scope="module")

@@ -97,9 +97,10 @@ def write_results(folder: Path, models: dict, accuracy: dict[str, float], val: d
         metrics = fake_metrics(accuracy[name], 100 * (i + 1), val[name], diverged.get(name, 0))
         (folder / "metrics" / f"{name}.json").write_text(json.dumps(metrics))
         for split in ("train", "val"):
-            log = folder / "dvclive" / name / "plots" / "metrics" / split / "accuracy.tsv"
-            log.parent.mkdir(parents=True)
-            log.write_text("step\taccuracy\n0\t0.3\n1\t0.4\n2\t0.45\n" if name not in diverged else "step\taccuracy\n0\t0.3\n1\tnan\n")
+            logs = folder / "dvclive" / name / "plots" / "metrics" / split
+            logs.mkdir(parents=True)
+            (logs / "accuracy.tsv").write_text("step\taccuracy\n0\t0.3\n1\t0.4\n2\t0.45\n" if name not in diverged else "step\taccuracy\n0\t0.3\n1\tnan\n")
+            (logs / "loss.tsv").write_text("step\tloss\n0\t2.1\n1\t1.5\n2\t1.2\n" if name not in diverged else "step\tloss\n0\t2.1\n1\tnan\n")
         (folder / "dvclive" / name / "params.yaml").write_text("machine: Test CPU, AVX2, 2 cores\n")
         records = [{"actual": CLASSES[i % 2], "predicted": CLASSES[(i // 3) % 2]} for i in range(6)]
         (folder / "plots" / "confusion").mkdir(parents=True, exist_ok=True)
@@ -139,7 +140,7 @@ def test_report_writes_table_plots_and_conclusion(workdir: Path) -> None:
     sweeps = json.loads(Path("report/plots/sweeps.json").read_text())
     assert [(s["value"], s["test_accuracy"], s["low"], s["high"], s["runs"]) for s in sweeps] == [(8, 0.5, 0.5, 0.5, 1), (16, 0.61, 0.6, 0.62, 2)]
     epochs = json.loads(Path("report/plots/epochs.json").read_text())
-    assert len(epochs) == 3 * len(models) and epochs[0] == {"model": "w8", "epoch": 1, "train_accuracy": 0.3, "val_accuracy": 0.3}
+    assert len(epochs) == 3 * len(models) and epochs[0] == {"model": "w8", "epoch": 1, "train_accuracy": 0.3, "train_loss": 2.1, "val_accuracy": 0.3, "val_loss": 2.1}
     confusion = json.loads(Path("report/plots/confusion_best.json").read_text())
     assert confusion == json.loads(Path("plots/confusion/w16.json").read_text())
 

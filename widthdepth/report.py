@@ -61,10 +61,12 @@ def read_tsv(path: Path) -> dict[int, float]:
 
 
 def epoch_records(runs: list[Run], live_dir: Path) -> list[dict[str, Any]]:
-    """Train and validation accuracy after each epoch, one record per model and epoch."""
+    """Train and validation accuracy and loss after each epoch, one record per model and epoch: the training
+    logs stay in the DVC cache, so these curves are what git keeps of them."""
     records = []
     for run in runs:
-        logs = {f"{split}_accuracy": read_tsv(live_dir / run.name / "plots" / "metrics" / split / "accuracy.tsv") for split in ("train", "val")}
+        logs = {f"{split}_{metric}": read_tsv(live_dir / run.name / "plots" / "metrics" / split / f"{metric}.tsv")
+                for split in ("train", "val") for metric in ("accuracy", "loss")}
         for step in sorted(logs["val_accuracy"]):
             values = {k: round(v[step], 4) if math.isfinite(v[step]) else None for k, v in logs.items()}  # JSON has no NaN
             records.append({"model": run.name, "epoch": step + 1, **values})
