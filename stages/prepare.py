@@ -2,7 +2,8 @@
 
 Writes uint8 image arrays and int32 labels as .npy files (train, val, test), a
 dataset.json with shapes, class counts, per-channel mean and std of the training part and
-a checksum of the arrays, and a grid of the first 25 training images.
+a checksum of the arrays. Its outputs are all cached (DVC's run-cache needs that, see
+dvc.yaml); the report draws the sample images that git keeps.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import numpy as np
 
 from widthdepth.data.readers import read_dataset
 from widthdepth.data.split import prepare_dataset
-from widthdepth.figures.grids import save_image_grid
 from widthdepth.stage import atomic_path, load_params, run
 
 log = logging.getLogger("prepare")
@@ -26,17 +26,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("raw", type=Path, help="folder written by the download stage")
     parser.add_argument("out", type=Path, help="folder for the arrays and dataset.json")
-    parser.add_argument("grid", type=Path, help="PNG grid of the first 25 training images")
     args = parser.parse_args()
     params = load_params("prepare")
     arrays, info = prepare_dataset(read_dataset(args.raw), params.get("val_size"), params.get("seed"))
 
-    with atomic_path(args.out, directory=True) as folder, atomic_path(args.grid) as grid:
+    with atomic_path(args.out, directory=True) as folder:
         for name, array in arrays.items():
             np.save(folder / f"{name}.npy", array)
         (folder / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
-        titles = [info["classes"][label] for label in arrays["y_train"][:25]]
-        save_image_grid(arrays["x_train"][:25], titles, "First 25 training images", grid)
     counts = {split: info["splits"][split]["count"] for split in ("train", "val", "test")}
     log.info("%s: %d train, %d val, %d test images of shape %s; mean %s, std %s", info["dataset"],
              counts["train"], counts["val"], counts["test"], info["image_shape"], info["mean"], info["std"])

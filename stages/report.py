@@ -1,12 +1,13 @@
 """Stage `report`: every model's results in one table, the study's plots and its answer.
 
 Reads the models declared in params.yaml, their metrics/<name>.json, their DVCLive
-training logs and the confusion records of the best model (chosen on validation
-accuracy, never on the test set). Writes one folder:
+training logs, the confusion records of the best model (chosen on validation accuracy,
+never on the test set) and the prepared data's description and first training images.
+Writes one folder, kept in git:
 
   report.md                the generated conclusion, failed runs, the summary table and the figures
   summary.csv              the summary table
-  *.png                    the figures (sweeps, cost, epochs, confusion of the best model)
+  *.png                    the figures (sample images, sweeps, cost, scaling, epochs, confusion of the best model)
   plots/*.json             the same data for `dvc plots show` (top-level plots in dvc.yaml)
 """
 
@@ -16,6 +17,8 @@ import argparse
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from widthdepth.report import load_runs, write_report
 from widthdepth.stage import atomic_path, load_params, read_json, run
 
@@ -24,17 +27,18 @@ log = logging.getLogger("report")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dataset", type=Path, help="dataset.json written by the prepare stage")
+    parser.add_argument("data", type=Path, help="folder written by the prepare stage")
     parser.add_argument("metrics", type=Path, help="folder of metrics/<name>.json")
     parser.add_argument("training_logs", type=Path, help="folder of DVCLive logs, one per model")
     parser.add_argument("confusion", type=Path, help="folder of confusion records, one per model")
     parser.add_argument("out", type=Path, help="report folder to write")
     args = parser.parse_args()
-    info = read_json(args.dataset)
+    info = read_json(args.data / "dataset.json")
+    samples = (np.load(args.data / "x_train.npy", mmap_mode="r")[:25], np.load(args.data / "y_train.npy", mmap_mode="r")[:25])
     runs = load_runs(load_params("models"), tuple(info["image_shape"]), args.metrics)
     params = {section: load_params(section) for section in ("data", "recipes", "report")}
     with atomic_path(args.out, directory=True) as folder:
-        best = write_report(folder, info, params, runs, args.training_logs, args.confusion)
+        best = write_report(folder, info, params, runs, args.training_logs, args.confusion, samples)
     log.info("%d models (%d diverged); best by validation accuracy: %s",
              len(runs), sum(r.diverged for r in runs), best.name)
 

@@ -25,8 +25,8 @@ def expect_failure(match: str) -> None:
     with pytest.raises(StageError, match=match):
         run_stage("download", "data/raw")
         stage = "prepare"
-        run_stage("prepare", "data/raw", "data/prepared", "plots/samples.png")
-    unwritten = ["data/prepared", "plots/samples.png"] + (["data/raw"] if stage == "download" else [])
+        run_stage("prepare", "data/raw", "data/prepared")
+    unwritten = ["data/prepared"] + (["data/raw"] if stage == "download" else [])
     assert not [path for path in unwritten if Path(path).exists()], f"{stage} wrote an output"
     assert not list(Path().rglob(".*.tmp-*")), "temporary files left behind"
 
@@ -170,11 +170,11 @@ def test_failure_keeps_earlier_outputs(workdir: Path) -> None:
     builders.write_cifar10_binary(workdir / "cifar-10-binary.tar.gz")
     write_params(data={"source": str(workdir)})
     run_stage("download", "data/raw")
-    run_stage("prepare", "data/raw", "data/prepared", "plots/samples.png")
-    before = {p: p.read_bytes() for p in [*Path("data/prepared").iterdir(), Path("plots/samples.png")]}
+    run_stage("prepare", "data/raw", "data/prepared")
+    before = {p: p.read_bytes() for p in Path("data/prepared").iterdir()}
     write_params(data={"source": str(workdir)}, prepare={"val_size": "ten"})
     with pytest.raises(StageError):
-        run_stage("prepare", "data/raw", "data/prepared", "plots/samples.png")
+        run_stage("prepare", "data/raw", "data/prepared")
     assert {p: p.read_bytes() for p in before} == before
 
 

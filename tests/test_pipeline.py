@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,70 +12,23 @@ import yaml
 
 from tests import browser, builders
 from tests.conftest import ROOT
+from tests.repos import TINY_MODELS, commit, dvc, edit_params, pipeline_repo, ran, stale_stages
 from tools import sync_artifacts
 
-PIPELINE_FILES = ["dvc.yaml", "params.yaml", "stages", "widthdepth", ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore"]
-STAGES = {"download", "prepare", "report"} | {f"{stage}@{model}" for stage in ("train", "evaluate") for model in ("tiny_alex", "tiny_alex_w8", "tiny_mlp")}
-TOP_LEVEL_PLOTS = {"val_accuracy_per_epoch", "val_loss_per_epoch", "train_accuracy_per_epoch", "train_loss_per_epoch", "accuracy_along_sweeps", "accuracy_vs_params", "accuracy_vs_macs", "confusion_of_best_model"}
+
+STAGES = {"download", "prepare", "report"} | {f"{stage}@{model}" for stage in ("train", "evaluate") for model in TINY_MODELS}
+TOP_LEVEL_PLOTS = {"val_accuracy_per_epoch", "val_loss_per_epoch", "train_accuracy_per_epoch", "train_loss_per_epoch",
+                   "accuracy_along_sweeps", "accuracy_vs_params", "accuracy_vs_macs", "confusion_of_best_model"}
 
 
 @pytest.fixture(scope="module")
 def reproduced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A git + DVC repository holding this project's pipeline and a tiny dataset, after
     its first `dvc repro`, committed as the baseline; and what that repro printed."""
-    tmp_path = tmp_path_factory.mktemp("pipeline")
-    repo = tmp_path / "repo"
-    for name in PIPELINE_FILES:
-        source, target = ROOT / name, repo / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, target)
-    members, _ = builders.image_folder_members(["ant", "bee"], {"train": 10, "test": 3})
-    archive = builders.write_zip(tmp_path / "insects.zip", members)
-    edit_params(repo, data={"dataset": "imagefolder", "source": str(archive)}, prepare={"val_size": 4})
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    for recipe in params["recipes"].values():
-        recipe.update(epochs=1, batch_size=8)
-    tiny_alex = {"family": "alexnet", "recipe": "modern", "filters": 4, "blocks": 1, "kernels": [3]}
-    params["models"] = {  # a two-point width sweep and an mlp instead of the study, for 8x8 images
-        "tiny_alex": tiny_alex,
-        "tiny_alex_w8": {**tiny_alex, "filters": 8},
-        "tiny_mlp": {"family": "mlp", "recipe": "notebook", "widths": [8]},
-    }
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (repo / "dvc.yaml").write_text(sync_artifacts.synced((repo / "dvc.yaml").read_text(), params["models"]))
-    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-    commit(repo, "pipeline")  # DVCLive needs a commit
+    repo = pipeline_repo(tmp_path_factory.mktemp("pipeline"))
     output = dvc(repo, "repro")
     commit(repo, "baseline")
     return repo, output
-
-
-def commit(repo: Path, message: str) -> None:
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
-    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
-    subprocess.run([*git, "commit", "-qm", message], cwd=repo, check=True)
-
-
-def edit_params(repo: Path, **sections: dict) -> None:
-    """Update keys of params.yaml sections; a dotted section name reaches deeper ("models.a")."""
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for name, values in sections.items():
-        section = params
-        for key in name.split("."):
-            section = section[key]
-        section.update(values)
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def dvc(repo: Path, *args: str) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
 
 
 def model_artifacts(repo: Path) -> dict[str, tuple[str, str]]:
@@ -88,14 +37,6 @@ def model_artifacts(repo: Path) -> dict[str, tuple[str, str]]:
 
     with Repo(str(repo)) as dvc_repo:
         return {name: (a.type, a.path) for name, a in dvc_repo.artifacts.read()["dvc.yaml"].items()}
-
-
-def ran(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
-
-
-def stale_stages(repo: Path) -> set[str]:
-    return set(json.loads(dvc(repo, "status", "--json")))
 
 
 def test_plots_show_renders_every_plot_in_a_browser(reproduced: tuple[Path, str], tmp_path: Path) -> None:
@@ -119,7 +60,7 @@ def test_repro_runs_once_and_reruns_only_what_changed(reproduced: tuple[Path, st
     assert ran(output) == STAGES
     assert (repo / "models/tiny_alex.keras").exists() and (repo / "dvclive/tiny_mlp/metrics.json").exists()
     assert np.load(repo / "data/prepared/x_val.npy").shape == (4, 8, 8, 3)
-    assert (repo / "plots/samples.png").exists()
+    assert (repo / "report/samples.png").exists()
     report = (repo / "report/report.md").read_text()
     assert "alexnet width (modern recipe, 1 convolution layers)" in report
     assert model_artifacts(repo) == {name: ("model", f"models/{name}.keras") for name in ("tiny_alex", "tiny_alex_w8", "tiny_mlp")}

@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -14,6 +15,7 @@ from widthdepth import report
 from widthdepth.architectures import check_spec
 from widthdepth.stage import StageError
 from widthdepth.study import budget_controls, find_sweeps, frontier, make_run, matched_cost, scaling_fits, seed_groups, seed_spread
+from tests import builders
 from tests.conftest import ROOT, run_stage
 
 SHAPE = (32, 32, 3)
@@ -106,7 +108,10 @@ def write_results(folder: Path, models: dict, accuracy: dict[str, float], val: d
         (folder / "plots" / "confusion").mkdir(parents=True, exist_ok=True)
         (folder / "plots" / "confusion" / f"{name}.json").write_text(json.dumps(records))
     splits = {"train": {"count": 40}, "val": {"count": 10}, "test": {"count": 6}}
-    (folder / "dataset.json").write_text(json.dumps({"classes": CLASSES, "image_shape": list(SHAPE), "splits": splits}))
+    (folder / "data").mkdir()
+    (folder / "data" / "dataset.json").write_text(json.dumps({"classes": CLASSES, "image_shape": list(SHAPE), "splits": splits}))
+    np.save(folder / "data" / "x_train.npy", builders.random_images(30, SHAPE, seed=0))
+    np.save(folder / "data" / "y_train.npy", builders.balanced_labels(30, len(CLASSES), seed=0))
     recipe = {"epochs": 3, "batch_size": 8, "optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 0.0,
               "warmup_epochs": 0, "schedule": "cosine", "label_smoothing": 0.1, "inputs": "standardize", "flip": True, "translate": 0.1}
     params = {"data": {"dataset": "imagefolder", "source": "/somewhere/insects.zip"}, "models": models,
@@ -115,7 +120,7 @@ def write_results(folder: Path, models: dict, accuracy: dict[str, float], val: d
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-REPORT_ARGS = ("dataset.json", "metrics", "dvclive", "plots/confusion", "report")
+REPORT_ARGS = ("data", "metrics", "dvclive", "plots/confusion", "report")
 
 
 def test_report_writes_table_plots_and_conclusion(workdir: Path) -> None:
@@ -135,7 +140,7 @@ def test_report_writes_table_plots_and_conclusion(workdir: Path) -> None:
     assert "alexnet, modern recipe: the seed-to-seed spread, the pooled standard deviation of test accuracy over w16/w16_seed1, is 0.0141" in text
     assert "Best model by validation accuracy: w16 (validation 0.7000, test 0.6000" in text
     assert "the alexnet family holds" in text
-    for figure in ("sweeps", "cost", "epochs", "confusion_best"):
+    for figure in ("samples", "sweeps", "cost", "scaling", "epochs", "confusion_best"):
         assert Path(f"report/{figure}.png").read_bytes()[:4] == b"\x89PNG" and f"]({figure}.png)" in text
     sweeps = json.loads(Path("report/plots/sweeps.json").read_text())
     assert [(s["value"], s["test_accuracy"], s["low"], s["high"], s["runs"]) for s in sweeps] == [(8, 0.5, 0.5, 0.5, 1), (16, 0.61, 0.6, 0.62, 2)]

@@ -13,9 +13,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 
 from widthdepth.architectures import check_spec
 from widthdepth.figures.charts import plot_confusion, plot_cost, plot_epochs, plot_scaling, plot_sweeps
+from widthdepth.figures.grids import save_image_grid
 from widthdepth.stage import StageError, read_json, read_yaml
 from widthdepth.study import (
     COSTS, FEATURES, BudgetControl, Run, Sweep, budget_controls, find_sweeps, frontier, make_run, matched_cost, mean_accuracy,
@@ -258,6 +260,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 FIGURES = {
+    "samples.png": "The first 25 training images",
     "sweeps.png": "Test accuracy along each sweep",
     "cost.png": "Test accuracy against parameters and multiply-accumulates",
     "scaling.png": "Test error against cost along each width sweep, with the fitted power laws",
@@ -277,10 +280,12 @@ def machines(runs: list[Run], live_dir: Path) -> list[str]:
     return found
 
 
-def write_report(folder: Path, info: dict[str, Any], params: dict[str, Any], runs: list[Run], live_dir: Path, confusion_dir: Path) -> Run:
+def write_report(folder: Path, info: dict[str, Any], params: dict[str, Any], runs: list[Run], live_dir: Path, confusion_dir: Path,
+                 samples: tuple[np.ndarray, np.ndarray]) -> Run:
     """report.md, summary.csv, the figures and plots/*.json into `folder`; returns the best model.
 
-    `params` holds the params.yaml sections `data`, `recipes` and `report` (the notebook's reference numbers)."""
+    `params` holds the params.yaml sections `data`, `recipes` and `report` (the notebook's reference numbers);
+    `samples` some training images and their labels, to show what the data looks like."""
     good = [run for run in runs if not run.diverged]
     if not good:
         raise StageError(f"every declared model diverged ({', '.join(r.name for r in runs)}): nothing to report")
@@ -313,6 +318,8 @@ def write_report(folder: Path, info: dict[str, Any], params: dict[str, Any], run
     (folder / "plots").mkdir()
     for name, records in (("epochs", epochs), ("sweeps", sweep_records(sweeps)), ("cost", cost), ("confusion_best", confusion)):
         (folder / "plots" / f"{name}.json").write_text(json.dumps(records) + "\n")  # compact: 10,000 confusion records
+    images, labels = samples
+    save_image_grid(images, [info["classes"][label] for label in labels], FIGURES["samples.png"], folder / "samples.png")
     plot_sweeps(sweeps, folder / "sweeps.png")
     plot_cost(good, folder / "cost.png")
     plot_scaling([fit for cost in COSTS for fit in scaling_fits(sweeps, cost)], folder / "scaling.png")
