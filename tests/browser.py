@@ -125,3 +125,22 @@ def render(page: Path) -> Page:
     rendered = len(re.findall(r'data-rendered="yes"', dom))
     drawn = len(re.findall(r'<(?:canvas|svg)[^>]*class="marks"', dom))
     return Page(charts, min(rendered, drawn), images, dom.count('data-loaded="yes"'), problems)
+
+
+def show_plots(repo: Path, folder: Path) -> Page:
+    """`dvc plots show` of `repo` into `folder`, opened in the browser: every chart must draw and every
+    image load, with no console problem. Skips the test where no browser is installed, unless
+    REQUIRE_BROWSER is set (as in CI)."""
+    import pytest
+
+    from tests.repos import dvc
+
+    output = dvc(repo, "plots", "show", "-o", str(folder))
+    assert "WARNING" not in output and "ERROR" not in output, output
+    why = missing()
+    if why and not os.environ.get("REQUIRE_BROWSER"):
+        pytest.skip(why)
+    page = render(folder / "index.html")
+    assert page.problems == []
+    assert page.rendered == page.charts and page.loaded_images == page.images
+    return page
