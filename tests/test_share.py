@@ -29,14 +29,14 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def published(base: Path) -> tuple[Path, Path]:
-    """Clone A: reproduced the study, committed its results and a remote, and pushed with the run-cache."""
-    a, remote = clone(base, base.parent / "a"), base.parent / "remote"
+def published(base: Path) -> Path:
+    """Clone A: reproduced the study, committed its results and a local-folder remote, and pushed with the run-cache."""
+    a = clone(base, base.parent / "a")
     dvc(a, "repro")
-    dvc(a, "remote", "add", "-d", "storage", str(remote))
+    dvc(a, "remote", "add", "-d", "storage", str(base.parent / "remote"))
     commit(a, "results")
     dvc(a, "push", "--run-cache")
-    return a, remote
+    return a
 
 
 def loaded_plots(repo: Path) -> dict[str, list]:
@@ -60,9 +60,8 @@ def test_a_fresh_clone_of_main_shows_every_plot_without_a_remote(tmp_path: Path)
     assert (page.charts, page.images) == (len(top_level) - 1 + len(models), len(models) + 1)  # images: misclassified grids, samples
 
 
-def test_a_clone_pulls_the_results_and_reuses_runs_pushed_from_elsewhere(published: tuple[Path, Path], tmp_path: Path) -> None:
-    a, _ = published
-    b = clone(a, tmp_path / "b")
+def test_a_clone_pulls_the_results_and_reuses_runs_pushed_from_elsewhere(published: Path, tmp_path: Path) -> None:
+    b = clone(published, tmp_path / "b")
     assert stale_stages(b) >= TRAIN  # nothing cached here yet
     dvc(b, "pull")
     assert stale_stages(b) == set()
@@ -70,7 +69,7 @@ def test_a_clone_pulls_the_results_and_reuses_runs_pushed_from_elsewhere(publish
     assert ran(dvc(b, "repro")) == set()
 
     # Another machine trains tiny_alex at 6 filters and pushes the run; B then restores it.
-    other = clone(a, tmp_path / "other")
+    other = clone(published, tmp_path / "other")
     dvc(other, "pull")
     edit_params(other, **{"models.tiny_alex": {"filters": 6}})
     assert ran(dvc(other, "repro")) == {"train@tiny_alex", "evaluate@tiny_alex", "report"}
@@ -159,9 +158,8 @@ def test_the_readme_shows_the_commands_the_workflow_runs() -> None:
     assert dvc_lines(readme_section("### Fan out over machines: the CI workflow")) == dvc_lines(script)
 
 
-def test_a_queued_sweep_shows_in_exp_show_and_one_experiment_becomes_a_branch(published: tuple[Path, Path], tmp_path: Path) -> None:
-    a, _ = published
-    repo = clone(a, tmp_path / "queue")
+def test_a_queued_sweep_shows_in_exp_show_and_one_experiment_becomes_a_branch(published: Path, tmp_path: Path) -> None:
+    repo = clone(published, tmp_path / "queue")
     dvc(repo, "pull")
     for filters in (6, 12):
         dvc(repo, "exp", "run", "--queue", "-S", f"models.tiny_alex.filters={filters}")
