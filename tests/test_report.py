@@ -245,3 +245,14 @@ def test_report_sections_name_the_regime_budget_and_the_notebook(workdir: Path) 
     assert "alexnet width (sweep recipe, 3 convolution layers), error against parameters: error ≈" in text
     assert "| seed_dense | 0.469 | 0.4500 | 0.4500 (epoch 3) | 0.4500 | 1 |" in text
     assert Path("report/scaling.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_notebook_models_are_compared_as_means_over_their_seeds(workdir: Path) -> None:
+    dense = {"family": "mlp", "recipe": "notebook"}
+    models = {"seed_dense": dense, "seed_dense_seed1": {**dense, "seed": 1}}
+    accuracy = {"seed_dense": 0.45, "seed_dense_seed1": 0.47}
+    write_results(workdir, models, accuracy, accuracy, notebook={"seed_dense": 0.469})
+    run_stage("report", *REPORT_ARGS)
+    text = Path("report/report.md").read_text()
+    assert "| seed_dense | 0.469 | 0.4500 | 0.4500 (epoch 3, 3) | 0.4600 (0.4500-0.4700) | 2 |" in text
+    assert "Each value is the mean over the model's seeds" in text and "With one seed per model" not in text

@@ -220,21 +220,34 @@ def scaling_section(sweeps: list[Sweep]) -> list[str]:
 
 
 def notebook_section(runs: list[Run], epochs: list[dict[str, Any]], reference: dict[str, float]) -> list[str]:
-    """The notebook's models next to the notebook's numbers, last and best epoch."""
+    """The notebook's models next to the notebook's numbers: validation accuracy at the last and at the best
+    epoch, and test accuracy, each a mean over the model's seeds."""
     lines = ["| model | notebook (test, last epoch, official pixels) | validation, last epoch | validation, best epoch | test | seeds |",
              "|---|---|---|---|---|---|"]
+    seeds = []
     for name, number in reference.items():
         group = next((g for g in seed_groups(runs) if g[0].name == name), None)
         if group is None:
             continue
-        curve = [(r["epoch"], r["val_accuracy"]) for r in epochs if r["model"] == name and r["val_accuracy"] is not None]
-        best_epoch, best = max(curve, key=lambda e: e[1])
-        lines.append(f"| {name} | {number:.3f} | {curve[-1][1]:.4f} | {best:.4f} (epoch {best_epoch}) | {mean_accuracy(group):.4f} | {len(group)} |")
-    if len(lines) == 2:
+        curves = [[(r["epoch"], r["val_accuracy"]) for r in epochs if r["model"] == run.name and r["val_accuracy"] is not None]
+                  for run in group]
+        best = [max(curve, key=lambda e: e[1]) for curve in curves]
+        last = float(np.mean([curve[-1][1] for curve in curves]))
+        best_epochs = ", ".join(str(epoch) for epoch, _ in best)
+        tests = [run.test_accuracy for run in group]
+        test = f"{mean_accuracy(group):.4f}" + (f" ({min(tests):.4f}-{max(tests):.4f})" if len(group) > 1 else "")
+        lines.append(f"| {name} | {number:.3f} | {last:.4f} | {np.mean([v for _, v in best]):.4f} (epoch {best_epochs}) | {test} | {len(group)} |")
+        seeds.append(len(group))
+    if not seeds:
         return [f"None of the notebook's models ({', '.join(reference)}) is declared in `models`."]
-    lines += ["", "With one seed per model, a difference between two of them is not known to exceed the seed-to-seed spread, "
-              "and the gap between the last and the best epoch shows how much one run moves from epoch to epoch: "
-              "their order says nothing on its own. See the README for the command that trains more seeds."]
+    if max(seeds) == 1:
+        lines += ["", "With one seed per model, a difference between two of them is not known to exceed the seed-to-seed spread, "
+                  "and the gap between the last and the best epoch shows how much one run moves from epoch to epoch: "
+                  "their order says nothing on its own. See the README for the command that trains more seeds."]
+    else:
+        lines += ["", "Each value is the mean over the model's seeds: the test column gives their range, the best-epoch column "
+                  "each seed's best epoch. The notebook recipe's seed-to-seed spread, and whether its width and depth steps "
+                  "exceed it, are in the Conclusion."]
     return lines
 
 
