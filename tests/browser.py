@@ -19,7 +19,10 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
+from tests.repos import dvc
 
 CDN_SCRIPT = re.compile(r'<script src="https://cdn\.jsdelivr\.net/npm/([\w-]+)@([\d.]+)"></script>')
 
@@ -131,10 +134,6 @@ def show_plots(repo: Path, folder: Path) -> Page:
     """`dvc plots show` of `repo` into `folder`, opened in the browser: every chart must draw and every
     image load, with no console problem. Skips the test where no browser is installed, unless
     REQUIRE_BROWSER is set (as in CI)."""
-    import pytest
-
-    from tests.repos import dvc
-
     output = dvc(repo, "plots", "show", "-o", str(folder))
     assert "WARNING" not in output and "ERROR" not in output, output
     why = missing()
