@@ -171,7 +171,7 @@ def overhead(params: dict, name: str, train_images: int, repeats: int) -> None:
         subset(work / "data", train_images)
         (work / "params.yaml").write_text(yaml.safe_dump(params))
         (work / "bare.py").write_text(BARE_FIT.format(root=str(ROOT)))
-        stage_cmd = [sys.executable, "-m", "stages.train", name, "data", "model.keras", "live"]
+        stage_cmd = [sys.executable, "-m", "stages.train", "--model", name, "data", "models", "live"]
         bare_cmd = [sys.executable, "bare.py", name, "data"]
         times = {"stage": [], "bare": []}
         for _ in range(repeats):

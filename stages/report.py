@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from widthdepth.report import load_runs, write_report
+from widthdepth.report import check_report_params, load_runs, write_report
 from widthdepth.stage import atomic_path, load_params, read_json, run
 
 log = logging.getLogger("report")
@@ -37,6 +37,7 @@ def main() -> None:
     samples = (np.load(args.data / "x_train.npy", mmap_mode="r")[:25], np.load(args.data / "y_train.npy", mmap_mode="r")[:25])
     runs = load_runs(load_params("models"), tuple(info["image_shape"]), args.metrics)
     params = {section: load_params(section) for section in ("data", "recipes", "report")}
+    check_report_params(params["report"])
     with atomic_path(args.out, directory=True) as folder:
         best = write_report(folder, info, params, runs, args.training_logs, args.confusion, samples)
     log.info("%d models (%d diverged); best by validation accuracy: %s",

@@ -5,22 +5,21 @@ Each epoch goes to the DVCLive folder and to a checkpoint in `checkpoints/<name>
 killed and started again with the same params, data, runtime and code resumes from it and
 ends with the same weights as an uninterrupted run. A run whose loss diverges is stopped
 and marked so in its training log (`diverged_epoch`).
+
+`dvc repro train@<name>` passes the name through DVC_STAGE, never on the command line, so
+no value of params.yaml reaches a shell; by hand: `python -m stages.train --model <name> ...`.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
-import math
 import shutil
 from pathlib import Path
 
-import numpy as np
-
-from widthdepth import provenance, runtime
-from widthdepth.stage import StageError, atomic_path, load_params, read_json, run
+from widthdepth import runtime
+from widthdepth.stage import StageError, atomic_path, load_params, read_json, run, stage_item
+from widthdepth.training.recipes import check_declarations, check_memory
 
 log = logging.getLogger("train")
 
@@ -28,59 +27,30 @@ CHECKPOINTS = Path("checkpoints")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("name", help="the model's key under `models` in params.yaml")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="the model's key under `models` in params.yaml (default: from DVC_STAGE)")
     parser.add_argument("data", type=Path, help="folder written by the prepare stage")
-    parser.add_argument("model", type=Path, help="where to save the trained .keras model")
-    parser.add_argument("live", type=Path, help="DVCLive folder for the training log")
+    parser.add_argument("models", type=Path, help="folder of the trained models: writes <models>/<name>.keras")
+    parser.add_argument("live", type=Path, help="folder of the training logs: writes <live>/<name>/ (DVCLive)")
     args = parser.parse_args()
-    models, recipes = load_params("models"), load_params("recipes")
-    settings = runtime.configure(load_params("train").get("backend"))
+    name = stage_item(args.model)
+    models, recipes, backend = load_params("models"), load_params("recipes"), load_params("train").get("backend")
     info = read_json(args.data / "dataset.json")
+    check_declarations(models, recipes, tuple(info["image_shape"]))  # a bad declaration stops every model's run
+    if name not in models:
+        raise StageError(f"params.yaml: models.{name} is not declared")
+    declaration = models[name]
+    recipe = recipes[declaration["recipe"]]
+    check_memory(name, declaration, recipe, info)
+    runtime.configure(backend)
 
-    import keras
-    from dvclive import Live
+    from widthdepth.training.loop import train
 
-    from widthdepth.training.loop import RunState, fit, load_checkpoint
-    from widthdepth.training.recipes import check_declarations, compiled_model
-
-    check_declarations(models, recipes, tuple(info["image_shape"]))
-    if args.name not in models:
-        raise StageError(f"params.yaml: models.{args.name} is not declared")
-    declaration = models[args.name]
-    recipe, seed = recipes[declaration["recipe"]], declaration.get("seed", 0)
-    n_classes = len(info["classes"])
-    x_train, y_train = np.load(args.data / "x_train.npy"), np.load(args.data / "y_train.npy")
-    x_val, y_val = np.load(args.data / "x_val.npy"), np.load(args.data / "y_val.npy")
-
-    # A checkpoint is resumed only by the very same run: params, data, runtime and code.
-    key = [declaration, recipe, info["sha256"], settings, keras.__version__, provenance.source_digest("stages.train")]
-    fingerprint = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-    checkpoint = CHECKPOINTS / args.name
-    resumed = load_checkpoint(checkpoint, fingerprint)
-    if resumed:
-        model, state = resumed
-        log.info("%s: resuming after epoch %d from %s", args.name, state.epoch, checkpoint)
-    else:
-        model = compiled_model(args.name, declaration, recipe, info, math.ceil(len(x_train) / recipe["batch_size"]))
-        state = RunState(fingerprint)
-
-    onehot = lambda y: keras.utils.to_categorical(y, n_classes)  # label smoothing needs one-hot targets
-    with Live(str(args.live), dvcyaml=False, save_dvc_exp=False) as live:
-        live.log_params({"model": declaration, "recipe": recipe, "runtime": settings, "machine": runtime.machine()})
-        state = fit(model, state, recipe, seed, (x_train, onehot(y_train)), (x_val, onehot(y_val)), checkpoint, live)
-        trained_images = state.epoch * len(x_train)
-        live.summary.update({
-            "params": model.count_params(),
-            "epochs": state.epoch,
-            "diverged_epoch": state.diverged_epoch,
-            "training_seconds": round(state.train_seconds, 2),
-            "images_per_second": round(trained_images / state.train_seconds, 1) if state.train_seconds else 0.0,
-        })
-
-    with atomic_path(args.model) as tmp:
-        model.save(tmp)
-    shutil.rmtree(checkpoint, ignore_errors=True)
+    # The log is written beside its folder and moved in with the model, so a failed run leaves
+    # no partial dvclive/<name>/ for `dvc checkout` to trip on.
+    with atomic_path(args.models / f"{name}.keras") as model_tmp, atomic_path(args.live / name, directory=True) as live_tmp:
+        train(name, declaration, recipe, args.data, info, CHECKPOINTS / name, model_tmp, live_tmp)
+    shutil.rmtree(CHECKPOINTS / name, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from tests import builders
 from tests.conftest import ROOT
 from tools import sync_artifacts
 
-PIPELINE_FILES = ["dvc.yaml", "params.yaml", "stages", "widthdepth", ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore"]
+PIPELINE_FILES = ["dvc.yaml", "params.yaml", "stages", "widthdepth", "tools", ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore"]
 TINY_ALEX = {"family": "alexnet", "recipe": "modern", "filters": 4, "blocks": 1, "kernels": [3]}
 # A two-point width sweep and an mlp instead of the study, for 8x8 images.
 TINY_MODELS = {

@@ -45,11 +45,8 @@ def test_macs_match_a_hand_count() -> None:
 def test_metrics_confusion_and_grid(workdir: Path) -> None:
     builders.write_prepared(workdir / "data", shape=(16, 16, 3), n_train=60, n_val=30)
     write_params()
-    run_stage("train", "tiny_alex", "data", "models/tiny_alex.keras", "dvclive/tiny_alex")
-    run_stage(
-        "evaluate", "tiny_alex", "data", "models/tiny_alex.keras", "dvclive/tiny_alex/metrics.json",
-        "metrics/tiny_alex.json", "plots/confusion/tiny_alex.json", "plots/misclassified/tiny_alex.png",
-    )
+    run_stage("train", "--model", "tiny_alex", "data", "models", "dvclive")
+    run_stage("evaluate", "--model", "tiny_alex", "data", "models", "dvclive", "metrics", "plots")
     metrics = json.loads(Path("metrics/tiny_alex.json").read_text())
     assert flat_keys(metrics) == readme_metric_keys(["class0", "class1", "class2"])
     records = json.loads(Path("plots/confusion/tiny_alex.json").read_text())
@@ -71,9 +68,8 @@ def test_every_split_is_scored_by_one_function(workdir: Path) -> None:
     for kind in "xy":
         Path(f"data/{kind}_val.npy").write_bytes(Path(f"data/{kind}_test.npy").read_bytes())
     write_params()
-    run_stage("train", "tiny_alex", "data", "models/tiny_alex.keras", "dvclive/tiny_alex")
-    run_stage("evaluate", "tiny_alex", "data", "models/tiny_alex.keras", "dvclive/tiny_alex/metrics.json",
-              "metrics/tiny_alex.json", "plots/confusion/tiny_alex.json", "plots/misclassified/tiny_alex.png")
+    run_stage("train", "--model", "tiny_alex", "data", "models", "dvclive")
+    run_stage("evaluate", "--model", "tiny_alex", "data", "models", "dvclive", "metrics", "plots")
     metrics = json.loads(Path("metrics/tiny_alex.json").read_text())
     assert metrics["val"] == metrics["test"] and metrics["diverged"] is False
 

@@ -43,7 +43,7 @@ def data(workdir: Path) -> Path:
 
 
 def train_model(name: str) -> None:
-    run_stage("train", name, "data", f"models/{name}.keras", f"dvclive/{name}")
+    run_stage("train", "--model", name, "data", "models", "dvclive")
 
 
 def weights(path: Path) -> list[np.ndarray]:
@@ -97,7 +97,7 @@ def test_same_params_give_the_same_weights_and_metrics(data: Path) -> None:
 def test_killed_training_resumes_to_the_same_result(workdir: Path) -> None:
     builders.write_prepared(workdir / "data", shape=(16, 16, 3), n_train=1500, n_val=100)
     write_params(epochs=4, batch_size=32)
-    command = [sys.executable, "-m", "stages.train", "tiny_alex", "data", "models/tiny_alex.keras", "dvclive/tiny_alex"]
+    command = [sys.executable, "-m", "stages.train", "--model", "tiny_alex", "data", "models", "dvclive"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run(command, env=env, check=True, capture_output=True)
     uninterrupted = weights(Path("models/tiny_alex.keras"))

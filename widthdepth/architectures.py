@@ -50,9 +50,16 @@ def _error(name: str, key: str, message: str) -> StageError:
     return StageError(f"params.yaml: models.{name}.{key} {message}")
 
 
-def _positive_int(name: str, key: str, value: Any, what: str) -> int:
+# Most blocks, convolutions per block or stages a declaration may ask for: far beyond what
+# a 2x2 feature map allows, and a bound on the lists a check expands before anything else.
+MAX_COUNT = 256
+
+
+def _positive_int(name: str, key: str, value: Any, what: str, most: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise _error(name, key, f"must be a {what} of at least 1, not {value!r}")
+    if most is not None and value > most:
+        raise _error(name, key, f"must be a {what} of at most {most}, not {value!r}")
     return value
 
 
@@ -101,8 +108,8 @@ def check_spec(name: str, spec: Any, input_shape: tuple[int, int, int]) -> dict[
 
 
 def _check_alexnet(name: str, knobs: dict[str, Any], input_shape: tuple[int, int, int]) -> dict[str, Any]:
-    blocks = _positive_int(name, "blocks", knobs["blocks"], "number of blocks")
-    convs = [_positive_int(name, "convs", c, "number of convolutions") for c in _per_block(name, "convs", knobs["convs"], blocks)]
+    blocks = _positive_int(name, "blocks", knobs["blocks"], "number of blocks", MAX_COUNT)
+    convs = [_positive_int(name, "convs", c, "number of convolutions", MAX_COUNT) for c in _per_block(name, "convs", knobs["convs"], blocks)]
     filters = [_per_item(name, "filters", f, n, "convs") for f, n in zip(_per_block(name, "filters", knobs["filters"], blocks), convs)]
     kernels = [_per_item(name, "kernels", k, n, "convs") for k, n in zip(_per_block(name, "kernels", knobs["kernels"], blocks), convs)]
     padding = _per_block(name, "padding", knobs["padding"], blocks)
@@ -137,10 +144,10 @@ def _check_alexnet(name: str, knobs: dict[str, Any], input_shape: tuple[int, int
 
 def _check_inception(name: str, knobs: dict[str, Any], input_shape: tuple[int, int, int]) -> dict[str, Any]:
     stages = knobs["blocks"] if isinstance(knobs["blocks"], list) else [knobs["blocks"]]
-    if not stages:
-        raise _error(name, "blocks", "must list at least one stage")
+    if not 1 <= len(stages) <= MAX_COUNT:
+        raise _error(name, "blocks", f"must list 1 to {MAX_COUNT} stages, not {len(stages)}")
     for count in stages:
-        _positive_int(name, "blocks", count, "number of blocks per stage")
+        _positive_int(name, "blocks", count, "number of blocks per stage", MAX_COUNT)
     branches = knobs["branches"]
     if branches not in (2, 3, 4):
         raise _error(name, "branches", f"must be 2, 3 or 4, not {branches!r}")
@@ -163,6 +170,8 @@ def _check_inception(name: str, knobs: dict[str, Any], input_shape: tuple[int, i
 
 def _check_mlp(name: str, knobs: dict[str, Any], input_shape: tuple[int, int, int]) -> dict[str, Any]:
     widths = knobs["widths"] if isinstance(knobs["widths"], list) else [knobs["widths"]]
+    if not widths:
+        raise _error(name, "widths", "must list at least one hidden layer width")
     for width in widths:
         _positive_int(name, "widths", width, "width")
     _fraction(name, "dropout", knobs["dropout"])
@@ -170,6 +179,82 @@ def _check_mlp(name: str, knobs: dict[str, Any], input_shape: tuple[int, int, in
 
 
 CHECKS = {"alexnet": _check_alexnet, "inception": _check_inception, "mlp": _check_mlp}
+
+
+# -- size from the declaration (parameters and activations, before anything is allocated) --
+
+
+def complexity(spec: dict[str, Any], input_shape: tuple[int, int, int], n_classes: int) -> tuple[int, int]:
+    """Parameters and activation values per image (every layer's output) of a checked spec,
+    counted from the declaration alone: what the memory check weighs before Keras allocates."""
+    params, activations, features = COMPLEXITY[spec["family"]](spec, input_shape)
+    return params + features * n_classes + n_classes, activations + 3 * _volume(input_shape) + 2 * n_classes
+
+
+def _volume(shape) -> int:
+    result = 1
+    for side in shape:
+        result *= side
+    return result
+
+
+def _alexnet_size(spec: dict[str, Any], input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    (h, w, c), params, acts = input_shape, 0, 0
+    for block in range(spec["blocks"]):
+        for filters, kernel in zip(spec["filters"][block], spec["kernels"][block]):
+            if spec["padding"][block] == "valid":
+                h, w = h - kernel + 1, w - kernel + 1
+            params += kernel * kernel * c * filters + filters + (4 * filters if spec["batch_norm"] else 0)
+            acts += h * w * filters * (2 if spec["batch_norm"] else 1)
+            c = filters
+        h, w = _pooled(h, spec["pool_size"], spec["pool_stride"]), _pooled(w, spec["pool_size"], spec["pool_stride"])
+        acts += h * w * c * (2 if spec["dropout"] else 1)
+    return _dense_size(h * w * c, spec["dense"], spec["dense_dropout"], params, acts)
+
+
+def _dense_size(features: int, widths: list[int], dropout: float, params: int, acts: int) -> tuple[int, int, int]:
+    acts += features  # flatten
+    for width in widths:
+        params += features * width + width
+        acts += width * (2 if dropout else 1)
+        features = width
+    return params, acts, features
+
+
+def _inception_size(spec: dict[str, Any], input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    def conv(c_in: int, filters: int, kernel: int, pixels: int) -> tuple[int, int]:  # conv_bn_relu
+        return kernel * kernel * c_in * filters + 4 * filters, 3 * pixels * filters
+
+    h, w, c = input_shape
+    params, acts = conv(c, spec["stem"], 3, h * w)
+    c = spec["stem"]
+    block_filters = iter(spec["filters"])
+    for stage, n_blocks in enumerate(spec["blocks"]):
+        if stage:
+            down = spec["downsample_filters"][stage - 1]
+            h, w = -(-h // 2), -(-w // 2)
+            p, a = conv(c, down, 3, h * w)
+            params, acts, c = params + p, acts + a + h * w * c + h * w * (c + down), c + down
+        for _ in range(n_blocks):
+            filters = next(block_filters)
+            parts = [conv(c, filters[0], 1, h * w), conv(c, filters[1], 3, h * w)]
+            if len(filters) > 2:
+                parts += [conv(c, filters[2], 3, h * w), conv(filters[2], filters[2], 3, h * w)]
+            if len(filters) > 3:
+                parts += [conv(c, filters[3], 1, h * w), (0, h * w * c)]  # the max-pool's output
+            params += sum(p for p, _ in parts)
+            c = sum(filters)
+            acts += sum(a for _, a in parts) + h * w * c  # and the concatenation
+    return params, acts + c, c
+
+
+def _mlp_size(spec: dict[str, Any], input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    return _dense_size(_volume(input_shape), spec["widths"], spec["dropout"], 0, 0)
+
+
+COMPLEXITY = {"alexnet": _alexnet_size, "inception": _inception_size, "mlp": _mlp_size}
+# The knob that sets a family's width: the one a memory refusal names.
+WIDTH_KNOB = {"alexnet": "filters", "inception": "filters", "mlp": "widths"}
 
 
 # -- builders (Keras is imported here only, so checking a spec stays cheap) --------------

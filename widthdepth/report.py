@@ -18,7 +18,7 @@ import numpy as np
 from widthdepth.architectures import check_spec
 from widthdepth.figures.charts import plot_confusion, plot_cost, plot_epochs, plot_scaling, plot_sweeps
 from widthdepth.figures.grids import save_image_grid
-from widthdepth.stage import StageError, read_json, read_yaml
+from widthdepth.stage import StageError, check_name, read_json, read_yaml
 from widthdepth.study import (
     COSTS, FEATURES, BudgetControl, Run, Sweep, budget_controls, find_sweeps, frontier, make_run, matched_cost, mean_accuracy,
     scaling_fits, seed_groups, seed_spread,
@@ -39,9 +39,11 @@ METRIC_KEYS = {
 
 def load_runs(models: dict[str, Any], input_shape: tuple[int, int, int], metrics_dir: Path) -> list[Run]:
     """Every declared model with its metrics; a StageError names a missing file or key."""
+    if not models:
+        raise StageError("params.yaml: models declares no model, so there is nothing to report")
     runs = []
     for name, declared in models.items():
-        path = metrics_dir / f"{name}.json"
+        path = metrics_dir / f"{check_name('models', name)}.json"
         metrics = read_json(path)
         for section, keys in METRIC_KEYS.items():
             if not isinstance(metrics.get(section), dict) or not keys <= set(metrics[section]):
@@ -291,6 +293,17 @@ def machines(runs: list[Run], live_dir: Path) -> list[str]:
         if isinstance(logged, dict) and isinstance(logged.get("machine"), str):
             found.append(logged["machine"])
     return found
+
+
+def check_report_params(report: dict[str, Any]) -> dict[str, float]:
+    """params.yaml `report.notebook`: the notebook's test accuracy per model name, each in [0, 1]."""
+    notebook = report.get("notebook") or {}
+    if not isinstance(notebook, dict):
+        raise StageError(f"params.yaml: report.notebook must map model names to accuracies, not {notebook!r}")
+    for name, number in notebook.items():
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or not 0 <= number <= 1:
+            raise StageError(f"params.yaml: report.notebook.{name} must be an accuracy in [0, 1], not {number!r}")
+    return notebook
 
 
 def write_report(folder: Path, info: dict[str, Any], params: dict[str, Any], runs: list[Run], live_dir: Path, confusion_dir: Path,

@@ -7,6 +7,7 @@ so that `dvc exp run -S train.backend=jax` reruns what it must.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import platform
@@ -29,6 +30,8 @@ def configure(backend: str) -> dict[str, str]:
     """Set the backend and the speed defaults before Keras is imported; return what is in force."""
     if backend not in BACKENDS:
         raise StageError(f"params.yaml: train.backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if importlib.util.find_spec(backend) is None:
+        raise StageError(f"params.yaml: train.backend is {backend}, which is not installed here (pip install {backend})")
     if "keras" in sys.modules and sys.modules["keras"].backend.backend() != backend:
         raise RuntimeError(f"Keras is already imported with another backend than {backend}")
     exported = os.environ.get("KERAS_BACKEND")

@@ -3,12 +3,13 @@
 Three formats: the CIFAR-10 binary archive, IDX files (Fashion-MNIST) and image folders
 (`train/<class>/*`, `test/<class>/*`, PNG or JPEG) as a directory, zip or tar archive.
 Archives are read in memory, never extracted, and members with absolute or `..` paths
-or links are refused, so nothing can be written outside the data folder.
+or links are refused, so nothing can be written outside the data folder. Sizes are
+bounded before anything is decompressed or decoded (MAX_MEMBER_BYTES, MAX_RATIO,
+MAX_TOTAL_BYTES, MAX_DECODED_BYTES), so an archive bomb is refused, not unpacked.
 """
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import os
@@ -32,6 +33,15 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 CIFAR10_RECORD = 1 + 32 * 32 * 3  # label byte, then the red, green and blue planes
 DECODE_CHUNK = 4096  # images per task of the decoding pool
 CIFAR10_TRAIN = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
+
+# Bounds on what a dataset may make us hold in memory. The largest official member is
+# Fashion-MNIST's training images, 47 MB unpacked; images and the CIFAR-10 batches barely
+# compress, so a member that unpacks to over MAX_RATIO times its packed size is a bomb.
+MAX_MEMBER_BYTES = 256 * 2**20  # one file, unpacked
+MAX_RATIO = 100  # unpacked / packed, for members over RATIO_FLOOR bytes
+RATIO_FLOOR = 2**20
+MAX_TOTAL_BYTES = 2 * 2**30  # every file of an archive or folder, unpacked
+MAX_DECODED_BYTES = 4 * 2**30  # the decoded image arrays of an image folder
 
 
 @dataclass
@@ -72,16 +82,31 @@ def check_labels(labels: np.ndarray, classes: list[str], where: str) -> None:
 
 
 def iter_members(path: Path) -> Iterator[tuple[str, bytes | None]]:
-    """Yield (name, bytes) for each file of a directory, zip or tar, and (name, None) for folders."""
+    """Yield (name, bytes) for each file of a directory, zip or tar, and (name, None) for folders.
+
+    Each file's unpacked size is checked against the bounds above before it is read."""
+    budget = [MAX_TOTAL_BYTES]
     try:
         if path.is_dir():
-            yield from _iter_directory(path)
+            yield from _iter_directory(path, budget)
         elif zipfile.is_zipfile(path):
-            yield from _iter_zip(path)
+            yield from _iter_zip(path, budget)
         else:
-            yield from _iter_tar(path)
+            yield from _iter_tar(path, budget)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as err:
         raise StageError(f"{path}: damaged or truncated archive ({err})") from err
+
+
+def _check_size(path: Path, name: str, size: int, packed: int | None, budget: list[int]) -> None:
+    """Refuse a member too large, too compressed, or past the archive's total, before reading it."""
+    if size > MAX_MEMBER_BYTES:
+        raise StageError(f"{path}: member {name} unpacks to {size:,} bytes, over the limit of {MAX_MEMBER_BYTES:,} per file")
+    if packed is not None and size > RATIO_FLOOR and size > MAX_RATIO * max(packed, 1):
+        raise StageError(f"{path}: member {name} unpacks {size / max(packed, 1):,.0f} times its packed size "
+                         f"({size:,} from {packed:,} bytes), over the limit of {MAX_RATIO}: refused as a decompression bomb")
+    budget[0] -= size
+    if budget[0] < 0:
+        raise StageError(f"{path}: its files unpack to more than {MAX_TOTAL_BYTES:,} bytes in all (at member {name})")
 
 
 def _safe_name(archive: Path, name: str) -> str:
@@ -92,7 +117,7 @@ def _safe_name(archive: Path, name: str) -> str:
     return "/".join(parts)
 
 
-def _iter_directory(root: Path) -> Iterator[tuple[str, bytes | None]]:
+def _iter_directory(root: Path, budget: list[int]) -> Iterator[tuple[str, bytes | None]]:
     for folder, dirs, files in os.walk(root):
         dirs.sort()
         for name in sorted(dirs) + sorted(files):
@@ -100,19 +125,28 @@ def _iter_directory(root: Path) -> Iterator[tuple[str, bytes | None]]:
             relative = path.relative_to(root).as_posix()
             if path.is_symlink():
                 raise StageError(f"{root}: member {relative!r} is a link; links are not allowed")
-            yield relative, (None if path.is_dir() else path.read_bytes())
+            if path.is_dir():
+                yield relative, None
+            else:
+                _check_size(root, relative, path.stat().st_size, None, budget)
+                yield relative, path.read_bytes()
 
 
-def _iter_zip(path: Path) -> Iterator[tuple[str, bytes | None]]:
+def _iter_zip(path: Path, budget: list[int]) -> Iterator[tuple[str, bytes | None]]:
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
             name = _safe_name(path, info.filename)
             if stat.S_ISLNK(info.external_attr >> 16):
                 raise StageError(f"{path}: member {info.filename!r} is a link; links are not allowed")
-            yield name, (None if info.is_dir() else archive.read(info))
+            if info.is_dir():
+                yield name, None
+                continue
+            # zipfile reads no more than the declared size (and checks the CRC), so checking it bounds the read
+            _check_size(path, info.filename, info.file_size, info.compress_size, budget)
+            yield name, archive.read(info)
 
 
-def _iter_tar(path: Path) -> Iterator[tuple[str, bytes | None]]:
+def _iter_tar(path: Path, budget: list[int]) -> Iterator[tuple[str, bytes | None]]:
     with tarfile.open(path, "r:*") as archive:
         for member in archive:  # streamed in order: a gzip is never seeked backwards
             name = _safe_name(path, member.name)
@@ -121,6 +155,7 @@ def _iter_tar(path: Path) -> Iterator[tuple[str, bytes | None]]:
             if member.isdir():
                 yield name, None
             elif member.isfile():
+                _check_size(path, member.name, member.size, None, budget)  # the header's size is what is read
                 yield name, archive.extractfile(member).read()
             else:
                 raise StageError(f"{path}: member {member.name!r} is not a regular file or folder")
@@ -161,9 +196,15 @@ def read_cifar10_binary(files: list[Path], classes: list[str]) -> Splits:
 def read_idx(path: Path) -> np.ndarray:
     """An IDX file of unsigned bytes (gzipped or not) as an array of its declared shape."""
     try:
-        data = path.read_bytes()
-        if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
+        packed = path.read_bytes()
+        data = packed
+        if packed[:2] == b"\x1f\x8b":
+            gunzip = zlib.decompressobj(wbits=31)
+            data = gunzip.decompress(packed, MAX_MEMBER_BYTES + 1)  # stops at the bound
+            if len(data) > MAX_MEMBER_BYTES:
+                raise StageError(f"{path}: unpacks to over {MAX_MEMBER_BYTES:,} bytes, the limit per file")
+            if not gunzip.eof:
+                raise EOFError("compressed file ended before the end-of-stream marker was reached")
     except (OSError, EOFError, zlib.error) as err:
         raise StageError(f"{path}: cannot read it ({err})") from err
     if len(data) < 4 or data[:3] != b"\x00\x00\x08":
@@ -267,6 +308,11 @@ def read_imagefolder(files: list[Path], classes: list[str]) -> Splits:
     if first.mode not in ("RGB", "L"):
         raise StageError(f"{path}: member {first_name} has mode {first.mode}; use RGB or grayscale (L) images")
     like = (first_name, first.width, first.height, first.mode)
+    count = sum(len(images) for by_class in splits.values() for images in by_class.values())
+    decoded = count * first.width * first.height * (3 if first.mode == "RGB" else 1)
+    if decoded > MAX_DECODED_BYTES:
+        raise StageError(f"{path}: {count:,} images of {first.width}x{first.height} {first.mode} (like {first_name}) "
+                         f"decode to {decoded:,} bytes, over the limit of {MAX_DECODED_BYTES:,}")
     members = {split: [m for name in classes for m in splits[split][name]] for split in splits}
     labels = {
         split: np.repeat(np.arange(len(classes), dtype=np.int32), [len(splits[split][name]) for name in classes])

@@ -4,17 +4,19 @@
   resumed run sees exactly the batches an uninterrupted one does.
 - `DivergenceGuard` stops a run whose loss is non-finite or far above chance.
 - `LiveLog` writes each epoch to DVCLive; `Checkpoint` saves the model and the run's state
-  after each epoch; `EpochProgress` prints one line per epoch when no terminal shows
-  Keras' progress bar.
+  after each epoch; `EpochProgress` prints one line per epoch (beside Keras' progress bar
+  when a terminal shows it).
 
 Import this module only after `widthdepth.runtime.configure`: it imports Keras.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,6 +26,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from widthdepth import provenance, runtime
 from widthdepth.stage import atomic_path
 
 log = logging.getLogger("train")
@@ -140,17 +143,28 @@ class EpochProgress(keras.callbacks.Callback):
 
 
 def load_checkpoint(folder: Path, fingerprint: str) -> tuple[keras.Model, RunState] | None:
-    """The checkpointed model and state, if the checkpoint is of this very run (same fingerprint)."""
+    """The checkpointed model and state, if the checkpoint is of this very run (same fingerprint).
+
+    A checkpoint that cannot be read (a truncated file, a disk error) is set aside as
+    `<folder>.unreadable` with one line in the log, and the run starts over: it never blocks training.
+    """
+    if not folder.exists():
+        return None
     try:
         saved = json.loads((folder / "state.json").read_text())
-    except (OSError, ValueError):
+        if saved.get("fingerprint") != fingerprint:
+            return None  # another run's: overwritten after this run's first epoch
+        state = RunState(**saved)
+        model = keras.saving.load_model(folder / "model.keras")
+        for variable, value in zip(seed_states(model), state.seed_states, strict=True):
+            variable.assign(np.array(value, dtype=variable.dtype))
+    except Exception as err:  # Keras raises many kinds on a damaged .keras file
+        aside = folder.with_name(folder.name + ".unreadable")
+        shutil.rmtree(aside, ignore_errors=True)
+        folder.rename(aside)
+        log.warning("checkpoint %s cannot be read (%s: %s); set aside as %s, training starts over",
+                    folder, type(err).__name__, str(err).splitlines()[0] if str(err) else "", aside)
         return None
-    if saved.get("fingerprint") != fingerprint:
-        return None
-    state = RunState(**saved)
-    model = keras.saving.load_model(folder / "model.keras")
-    for variable, value in zip(seed_states(model), state.seed_states):
-        variable.assign(np.array(value, dtype=variable.dtype))
     return model, state
 
 
@@ -182,3 +196,51 @@ def fit(model: keras.Model, state: RunState, recipe: dict[str, Any], seed: int, 
             callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 0,  # the bar goes to stdout
         )
     return state
+
+
+def run_fingerprint(declaration: dict[str, Any], recipe: dict[str, Any], info: dict[str, Any], settings: dict[str, str]) -> str:
+    """What a checkpoint must match to be resumed: params, data, runtime and the training code."""
+    key = [declaration, recipe, info["sha256"], settings, keras.__version__, provenance.source_digest("stages.train")]
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def train(name: str, declaration: dict[str, Any], recipe: dict[str, Any], data: Path, info: dict[str, Any],
+          checkpoint: Path, model_path: Path, live_folder: Path) -> RunState:
+    """Train `models.<name>` on the prepared data in `data` (described by `info`), resuming from
+    `checkpoint` when it holds this very run; save the model to `model_path` and the training
+    log to `live_folder`."""
+    from dvclive import Live
+
+    from widthdepth.training.recipes import compiled_model
+
+    x_train, y_train = np.load(data / "x_train.npy"), np.load(data / "y_train.npy")
+    x_val, y_val = np.load(data / "x_val.npy"), np.load(data / "y_val.npy")
+    settings = runtime.settings()
+    resumed = load_checkpoint(checkpoint, run_fingerprint(declaration, recipe, info, settings))
+    if resumed:
+        model, state = resumed
+        log.info("%s: resuming after epoch %d from %s", name, state.epoch, checkpoint)
+    else:
+        model = compiled_model(name, declaration, recipe, info, math.ceil(len(x_train) / recipe["batch_size"]))
+        state = RunState(run_fingerprint(declaration, recipe, info, settings))
+
+    onehot = lambda y: keras.utils.to_categorical(y, len(info["classes"]))  # label smoothing needs one-hot targets
+    with Live(str(live_folder), dvcyaml=False, save_dvc_exp=False) as live:
+        live.log_params({"model": declaration, "recipe": recipe, "runtime": settings, "machine": runtime.machine()})
+        seed = declaration.get("seed", 0)
+        state = fit(model, state, recipe, seed, (x_train, onehot(y_train)), (x_val, onehot(y_val)), checkpoint, live)
+        live.summary.update(run_summary(model, state, len(x_train)))
+    model.save(model_path)
+    return state
+
+
+def run_summary(model: keras.Model, state: RunState, train_images: int) -> dict[str, Any]:
+    """The training log's summary: size, epochs done, divergence and speed."""
+    seconds = state.train_seconds
+    return {
+        "params": model.count_params(),
+        "epochs": state.epoch,
+        "diverged_epoch": state.diverged_epoch,
+        "training_seconds": round(seconds, 2),
+        "images_per_second": round(state.epoch * train_images / seconds, 1) if seconds else 0.0,
+    }

@@ -7,12 +7,22 @@ layers inside the model, so a saved model takes raw uint8 images and needs nothi
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 
-from widthdepth.architectures import build_model, check_spec
-from widthdepth.stage import StageError
+from widthdepth.architectures import WIDTH_KNOB, build_model, check_spec, complexity
+from widthdepth.stage import StageError, check_name
+
+# The memory check's estimate of training memory, in float32 values: each parameter is held
+# as weight, gradient, optimizer slot and update; each activation as its value (kept for the
+# backward pass) and its gradient.
+PARAMETER_COPIES, ACTIVATION_COPIES = 4, 2
+# Share of the memory available when a run starts that one training may take; the
+# environment variable MEMORY_LIMIT_VARIABLE (in GiB) overrides it.
+MEMORY_FRACTION = 0.5
+MEMORY_LIMIT_VARIABLE = "WIDTHDEPTH_MEMORY_GB"
 
 # Each key: its type and the check of its value, with the range in words.
 RECIPE_KEYS: dict[str, tuple[type, Any, str]] = {
@@ -55,9 +65,13 @@ def check_recipe(name: str, recipe: Any) -> None:
 def check_declarations(models: Any, recipes: Any, input_shape: tuple[int, int, int]) -> None:
     """Every declared model and recipe, so that a bad one stops the run before any training."""
     if not isinstance(models, dict) or not models:
-        raise StageError("params.yaml: models must map model names to their declarations")
+        raise StageError("params.yaml: models must map model names to their declarations (at least one)")
     if not isinstance(recipes, dict) or not recipes:
         raise StageError("params.yaml: recipes must map recipe names to training recipes")
+    for name in recipes:
+        check_name("recipes", name)
+    for name in models:
+        check_name("models", name)
     for name, recipe in recipes.items():
         check_recipe(name, recipe)
     for name, spec in models.items():
@@ -67,6 +81,37 @@ def check_declarations(models: Any, recipes: Any, input_shape: tuple[int, int, i
         seed = spec.get("seed", 0)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise StageError(f"params.yaml: models.{name}.seed must be a non-negative integer, not {seed!r}")
+
+
+def memory_limit() -> int:
+    """Bytes one training may take: MEMORY_FRACTION of the available memory, or the override."""
+    override = os.environ.get(MEMORY_LIMIT_VARIABLE)
+    if override:
+        try:
+            return int(float(override) * 2**30)
+        except ValueError:
+            raise StageError(f"{MEMORY_LIMIT_VARIABLE}={override!r} must be a number of GiB") from None
+    import psutil
+
+    return int(MEMORY_FRACTION * psutil.virtual_memory().available)
+
+
+def check_memory(name: str, declaration: dict[str, Any], recipe: dict[str, Any], info: dict[str, Any]) -> int:
+    """Refuse a model whose estimated training memory at its batch size exceeds `memory_limit()`;
+    return the estimate in bytes. Counted from the declaration, before anything is allocated."""
+    spec = check_spec(name, declaration, tuple(info["image_shape"]))
+    params, activations = complexity(spec, tuple(info["image_shape"]), len(info["classes"]))
+    batch = recipe["batch_size"]
+    needed = 4 * (PARAMETER_COPIES * params + ACTIVATION_COPIES * batch * activations)
+    limit = memory_limit()
+    if needed > limit:
+        raise StageError(
+            f"params.yaml: models.{name}.{WIDTH_KNOB[spec['family']]} makes a model too large to train here: an estimated "
+            f"{needed / 2**30:.1f} GiB ({params:,} parameters, {activations:,} activation values per image at "
+            f"recipes.{declaration['recipe']}.batch_size {batch}), over the limit of {limit / 2**30:.1f} GiB "
+            f"({MEMORY_FRACTION:.0%} of the available memory; set {MEMORY_LIMIT_VARIABLE} to change it)"
+        )
+    return needed
 
 
 def preprocessing(recipe: dict[str, Any], info: dict[str, Any], seed: int) -> list:

@@ -1,0 +1,122 @@
+"""Hostile names and failed stages under `dvc repro`, in a throwaway repository: no name reaches
+a shell, and after any failure `dvc checkout` brings back the previous outputs with nothing stray."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.repos import ENV, TINY_ALEX, TINY_MODELS, commit, dvc, edit_params, git, pipeline_repo
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny pipeline, reproduced and committed; tiny_alex trains long enough to be killed mid-run."""
+    repo = pipeline_repo(tmp_path_factory.mktemp("faults"))
+    edit_params(repo, **{"recipes.modern": {"epochs": 40, "learning_rate": 0.01}})  # no divergence on 2 classes
+    dvc(repo, "repro")
+    commit(repo, "reproduced")
+    return repo
+
+
+def outputs(repo: Path) -> dict[str, str]:
+    """md5 of every file under the pipeline's output folders, but a killed write's ignored leftovers."""
+    folders = ["data/prepared", "models", "dvclive", "metrics", "plots", "report"]
+    return {str(path.relative_to(repo)): hashlib.md5(path.read_bytes()).hexdigest()
+            for folder in folders for path in sorted((repo / folder).rglob("*")) if path.is_file() and ".tmp-" not in str(path)}
+
+
+def repro(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=ENV, capture_output=True, text=True)
+
+
+def stray(repo: Path) -> list[str]:
+    """What `git status` shows beside a params.yaml under test."""
+    return [line for line in git(repo, "status", "--porcelain").splitlines() if line[3:] != "params.yaml"]
+
+
+@pytest.mark.parametrize("name", ["a;touch pwned", "$(touch pwned)", "`touch pwned`", "a b", "-x", "modèle", "a/b"])
+def test_a_hostile_model_name_reaches_no_shell_and_writes_nothing(repo: Path, name: str) -> None:
+    before = outputs(repo)
+    edit_params(repo, models={**TINY_MODELS, name: TINY_ALEX})
+    result = repro(repo, "repro")
+    git(repo, "checkout", "params.yaml")
+    assert result.returncode != 0
+    assert f"error: params.yaml: models name {name!r} is not allowed: a name is a letter" in result.stdout + result.stderr
+    assert not list(repo.parent.rglob("pwned")) and not list(Path.cwd().glob("pwned"))
+    assert outputs(repo) == before and stray(repo) == []
+
+
+def test_a_name_that_would_make_an_output_path_outside_its_folder_is_refused_by_dvc(repo: Path) -> None:
+    before = outputs(repo)
+    edit_params(repo, models={**TINY_MODELS, "..": TINY_ALEX})
+    result = repro(repo, "repro")
+    git(repo, "checkout", "params.yaml")
+    assert result.returncode != 0 and "train@.." in result.stderr and "overlap" in result.stderr
+    assert "Running stage" not in result.stdout
+    assert outputs(repo) == before and stray(repo) == []
+
+
+def test_a_hostile_name_in_an_experiment_is_refused_too(repo: Path) -> None:
+    edit_params(repo, models={**TINY_MODELS, "x;touch pwned": TINY_ALEX})
+    result = repro(repo, "exp", "run")
+    git(repo, "checkout", "params.yaml")
+    assert result.returncode != 0 and "models name 'x;touch pwned' is not allowed" in result.stdout + result.stderr
+    assert not list(repo.parent.rglob("pwned")) and stray(repo) == []
+
+
+def test_after_a_killed_train_dvc_checkout_restores_it_and_a_damaged_checkpoint_does_not_block(repo: Path) -> None:
+    before = outputs(repo)
+    process = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--force", "train@tiny_alex"], cwd=repo, env=ENV,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    checkpoint = repo / "checkpoints" / "tiny_alex"
+    while process.poll() is None and not (checkpoint / "state.json").exists():
+        time.sleep(0.02)
+    time.sleep(0.3)  # into a later epoch
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "training finished before it could be killed"
+    leftovers = list((repo / "dvclive").glob(".tiny_alex.tmp-*"))
+    assert leftovers, "the killed run's log was not being written aside"
+
+    dvc(repo, "checkout")
+    assert outputs(repo) == before and stray(repo) == []
+
+    model = checkpoint / "model.keras"  # a checkpoint damaged by the kill or by the disk
+    model.write_bytes(model.read_bytes()[:100])
+    rerun = dvc(repo, "repro", "--force", "train@tiny_alex")
+    assert "Running stage 'train@tiny_alex'" in rerun
+    assert not checkpoint.exists() and (repo / "models" / "tiny_alex.keras").exists()
+    assert not any(path.exists() for path in leftovers)  # the next run cleans up
+    git(repo, "checkout", "dvc.lock")  # the rerun saved another .keras file (timestamps): back to the committed one
+    dvc(repo, "checkout")
+    assert outputs(repo) == before and stray(repo) == []
+
+
+def test_after_a_failed_prepare_dvc_checkout_restores_the_data(repo: Path) -> None:
+    before = outputs(repo)
+    edit_params(repo, prepare={"val_size": "ten"})
+    result = repro(repo, "repro")
+    assert result.returncode != 0 and "error: params.yaml: prepare.val_size" in result.stderr
+    assert not (repo / "data" / "prepared").exists()  # DVC removed it before running the stage
+    git(repo, "checkout", "params.yaml")
+    dvc(repo, "checkout")
+    assert outputs(repo) == before and stray(repo) == []
+
+
+def test_a_failed_report_leaves_the_committed_report_and_metrics_as_they_were(repo: Path) -> None:
+    before = outputs(repo)
+    edit_params(repo, report={"notebook": {"tiny_alex": 2}})
+    result = repro(repo, "repro")
+    assert result.returncode != 0 and "error: params.yaml: report.notebook.tiny_alex must be an accuracy in [0, 1], not 2" in result.stderr
+    git(repo, "checkout", "params.yaml")
+    assert outputs(repo) == before and stray(repo) == []  # nothing to restore: git-kept outputs persist
+    dvc(repo, "checkout")
+    assert outputs(repo) == before and stray(repo) == []
