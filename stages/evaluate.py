@@ -19,6 +19,7 @@ import numpy as np
 from widthdepth import runtime
 from widthdepth.figures.grids import save_image_grid
 from widthdepth.stage import StageError, atomic_path, load_params, read_json, run, stage_item
+from widthdepth.training.log import read_summary
 
 log = logging.getLogger("evaluate")
 
@@ -37,7 +38,7 @@ def main() -> None:
     name = stage_item(args.model)
     model_path = args.models / f"{name}.keras"
     runtime.configure(load_params("train").get("backend"))
-    training_log = read_json(args.live / name / "metrics.json")
+    training_log = read_summary(args.live / name)
     classes = read_json(args.data / "dataset.json")["classes"]
 
     import keras

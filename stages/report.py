@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from widthdepth.report import check_report_params, load_runs, write_report
+from widthdepth.study import analyse
 from widthdepth.stage import atomic_path, load_params, read_json, run
 
 log = logging.getLogger("report")
@@ -35,13 +36,13 @@ def main() -> None:
     args = parser.parse_args()
     info = read_json(args.data / "dataset.json")
     samples = (np.load(args.data / "x_train.npy", mmap_mode="r")[:25], np.load(args.data / "y_train.npy", mmap_mode="r")[:25])
-    runs = load_runs(load_params("models"), tuple(info["image_shape"]), args.metrics)
     params = {section: load_params(section) for section in ("data", "recipes", "report")}
-    check_report_params(params["report"])
+    margin = check_report_params(params["report"])
+    runs = load_runs(load_params("models"), tuple(info["image_shape"]), args.metrics, args.training_logs)
+    analysis = analyse(runs, params["recipes"], margin)
     with atomic_path(args.out, directory=True) as folder:
-        best = write_report(folder, info, params, runs, args.training_logs, args.confusion, samples)
-    log.info("%d models (%d diverged); best by validation accuracy: %s",
-             len(runs), sum(r.diverged for r in runs), best.name)
+        write_report(folder, info, params, analysis, args.training_logs, args.confusion, samples)
+    log.info("%d models (%d failed); best by validation accuracy: %s", len(runs), len(analysis.failed), analysis.best.name)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import yaml
 
 from tests import builders
 from tests.conftest import ROOT
-from tools import sync_artifacts
+from tools import sync_dvc_yaml
 
 PIPELINE_FILES = ["dvc.yaml", "params.yaml", "stages", "widthdepth", "tools", ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore"]
 TINY_ALEX = {"family": "alexnet", "recipe": "modern", "filters": 4, "blocks": 1, "kernels": [3]}
@@ -49,7 +49,7 @@ def pipeline_repo(folder: Path) -> Path:
         recipe.update(epochs=1, batch_size=8)
     params["models"] = TINY_MODELS
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (repo / "dvc.yaml").write_text(sync_artifacts.synced((repo / "dvc.yaml").read_text(), params["models"]))
+    (repo / "dvc.yaml").write_text(sync_dvc_yaml.synced((repo / "dvc.yaml").read_text(), params["models"]))
     git(folder, "init", "-q", "-b", "main", str(repo))
     commit(repo, "pipeline")
     return repo

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from widthdepth.architectures import DEFAULTS, build_model, check_spec
+from widthdepth.architectures import FAMILIES, build_model, check_spec
 from widthdepth.stage import StageError
 from widthdepth.training.recipes import check_declarations
 from tests.conftest import ROOT
@@ -98,5 +98,5 @@ def test_bad_declarations_name_the_key(spec: dict, key: str, message: str) -> No
 
 def test_the_table_of_bad_declarations_walks_every_knob() -> None:
     table = BAD_DECLARATIONS
-    for family, knobs in DEFAULTS.items():
+    for family, knobs in ((f.name, f.defaults) for f in FAMILIES.values()):
         assert set(knobs) <= {key for spec, key, _ in table if spec["family"] == family}, family

@@ -22,8 +22,8 @@ def flat_keys(tree: dict, prefix: str = "") -> set[str]:
 
 
 def readme_metric_keys(classes: list[str]) -> set[str]:
-    """The keys the README's metrics table documents, with <class> spelled out."""
-    readme = (ROOT / "README.md").read_text()
+    """The keys docs/metrics.md's metrics table documents, with <class> spelled out."""
+    readme = (ROOT / "docs" / "metrics.md").read_text()
     table = readme.split("<!-- metrics-keys -->")[1].split("<!-- /metrics-keys -->")[0]
     keys = {key for row in table.splitlines()[3:] for key in re.findall(r"`([^`]+)`", row.split("|")[1])}
     return {key.replace("<class>", name) for key in keys for name in classes}

@@ -252,7 +252,7 @@ def test_a_report_of_no_models_says_so(workdir: Path) -> None:
     from widthdepth.report import load_runs
 
     with pytest.raises(StageError, match=r"^params.yaml: models declares no model, so there is nothing to report$"):
-        load_runs({}, (8, 8, 3), workdir)
+        load_runs({}, (8, 8, 3), workdir / "metrics", workdir / "dvclive")
 
 
 def test_evaluating_a_truncated_model_says_it_is_damaged(workdir: Path) -> None:
@@ -279,4 +279,6 @@ def test_notebook_reference_numbers_are_checked() -> None:
     from widthdepth.report import check_report_params
 
     with pytest.raises(StageError, match=r"^params.yaml: report.notebook.seed_base must be an accuracy in \[0, 1\], not 'abc'$"):
-        check_report_params({"notebook": {"seed_base": "abc"}})
+        check_report_params({"equivalence_margin": 0.01, "notebook": {"seed_base": "abc"}})
+    with pytest.raises(StageError, match=r"^params.yaml: report.equivalence_margin must be a difference in accuracy in \(0, 1\), not None$"):
+        check_report_params({"notebook": {}})

@@ -12,7 +12,7 @@ import yaml
 from tests import browser, builders
 from tests.conftest import ROOT
 from tests.repos import TINY_MODELS, commit, dvc, edit_params, pipeline_repo, ran, stale_stages
-from tools import sync_artifacts
+from tools import sync_dvc_yaml
 
 
 STAGES = {"download", "prepare", "report"} | {f"{stage}@{model}" for stage in ("train", "evaluate") for model in TINY_MODELS}
@@ -96,4 +96,4 @@ def test_repro_runs_once_and_reruns_only_what_changed(reproduced: tuple[Path, st
 def test_dvc_yaml_declares_one_model_artifact_per_declared_model() -> None:
     models = yaml.safe_load((ROOT / "params.yaml").read_text())["models"]
     dvc_yaml = (ROOT / "dvc.yaml").read_text()
-    assert sync_artifacts.synced(dvc_yaml, models) == dvc_yaml, "run: python tools/sync_artifacts.py"
+    assert sync_dvc_yaml.synced(dvc_yaml, models) == dvc_yaml, "run: python tools/sync_dvc_yaml.py"

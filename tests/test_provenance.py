@@ -73,7 +73,7 @@ def test_an_unknown_backend_names_the_params_key() -> None:
 
 
 @pytest.mark.xfail(strict=True, reason="results stale since the fixes for issue #14 changed every stage's code "
-                   "(README, Results); strict: once the study is rerun this passes, and the mark must go")
+                   "(README, The answer); strict: once the study is rerun this passes, and the mark must go")
 def test_the_committed_dvc_lock_records_the_code_at_head() -> None:
     """The committed results were computed by the code as it is: every code dep's hash in dvc.lock matches the file."""
     locked = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]
@@ -83,3 +83,11 @@ def test_the_committed_dvc_lock_records_the_code_at_head() -> None:
         assert set(code) == set(dep for dep in declared[stage.split("@")[0]]["deps"] if dep.endswith(".py")), stage
         for path, md5 in code.items():
             assert hashlib.md5((ROOT / path).read_bytes()).hexdigest() == md5, f"{stage}: {path} changed since dvc.lock was written"
+
+
+def test_the_sync_tool_writes_each_stage_s_code_deps_from_its_imports() -> None:
+    from tools import sync_dvc_yaml
+
+    current = (ROOT / "dvc.yaml").read_text()
+    stale = current.replace("        - widthdepth/training/loop.py\n", "").replace("      - widthdepth/study.py\n", "      - widthdepth/gone.py\n")
+    assert stale != current and sync_dvc_yaml.with_code_deps(stale) == sync_dvc_yaml.with_code_deps(current) == current

@@ -1,4 +1,4 @@
-"""The study's analysis (sweeps, seed spread, gains, frontier) and the report stage, on made-up results."""
+"""The study's analysis (sweeps, intervals, gains, matched costs, fits, failures) and the report stage, on made-up results."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import yaml
 from widthdepth import report
 from widthdepth.architectures import check_spec
 from widthdepth.stage import StageError
-from widthdepth.study import budget_controls, find_sweeps, frontier, make_run, matched_cost, scaling_fits, seed_groups, seed_spread
+from widthdepth.study import (
+    Estimate, budget_controls, difference, find_sweeps, frontier, make_run, matched_cost, mean_estimate, scaling_fits, seed_groups, t95,
+)
 from tests import builders
 from tests.conftest import ROOT, run_stage
 
@@ -64,11 +66,28 @@ def test_gain_per_doubling_and_per_step_with_seed_repeats() -> None:
     runs = runs_of(models, accuracy)
     width, depth = sorted(find_sweeps(runs), key=lambda s: s.feature.name, reverse=True)
     assert [p.value for p in width.points] == [8, 16, 32] and width.points[1].mean == pytest.approx(0.60)
-    assert width.gain() == pytest.approx(0.10)  # +0.10 per doubling, on the means
-    assert depth.gain() == pytest.approx(0.60 - 0.55)  # 2 -> 3 layers: +0.05 per added layer
-    sigma, repeats = seed_spread(runs)
-    assert [[r.name for r in g] for g in repeats] == [["w16", "w16_seed1"]]
-    assert sigma == pytest.approx(math.sqrt(((0.58 - 0.6) ** 2 + (0.62 - 0.6) ** 2) / 1))
+    gain = width.gain()  # fitted to every seed: x = log2 of 8, 16, 16, 32
+    assert gain.value == pytest.approx(0.10) and gain.df == 2
+    assert gain.se == pytest.approx(math.sqrt(((0.58 - 0.60) ** 2 + (0.62 - 0.60) ** 2) / 2 / 2))
+    assert depth.gain().value == pytest.approx(0.60 - 0.55)  # 2 -> 3 layers: +0.05 per added layer
+    centre = width.points[1].estimate  # two seeds: one degree of freedom, t = 12.706
+    assert (centre.value, centre.se, centre.df) == pytest.approx((0.60, 0.02, 1)) and centre.half_width == pytest.approx(12.706 * 0.02)
+    step = width.steps()[0]
+    assert step.value == pytest.approx(0.10) and step.half_width is None  # w8 has one seed: no interval
+
+
+def test_intervals_use_t_at_the_real_degrees_of_freedom_and_welch_for_differences() -> None:
+    assert (t95(1), t95(2), t95(2.7), t95(30), t95(1000)) == (12.706, 4.303, 4.303, 2.042, 1.960)
+    a, b = [0.70, 0.72, 0.74], [0.60, 0.61, 0.62]
+    d = difference(a, b)
+    va, vb = np.var(a, ddof=1) / 3, np.var(b, ddof=1) / 3
+    assert d.value == pytest.approx(0.11) and d.se == pytest.approx(math.sqrt(va + vb))
+    assert d.df == pytest.approx((va + vb) ** 2 / (va**2 / 2 + vb**2 / 2))  # Welch-Satterthwaite: 2.94, so t(2)
+    assert d.verdict(0.01) == "higher" and difference(b, a).verdict(0.01) == "lower"
+    assert Estimate(0.001, 0.001, 10).verdict(0.01) == "equal (within ±0.01)"
+    assert Estimate(0.001, 0.01, 10).verdict(0.01) == "inconclusive"  # 0 inside, but the interval is wider than the margin
+    assert Estimate(0.05).verdict(0.01) == "no interval (one seed)"
+    assert mean_estimate([0.5]).half_width is None
 
 
 def test_a_value_with_two_different_models_is_not_a_clean_sweep() -> None:
@@ -116,7 +135,7 @@ def write_results(folder: Path, models: dict, accuracy: dict[str, float], val: d
               "warmup_epochs": 0, "schedule": "cosine", "label_smoothing": 0.1, "inputs": "standardize", "flip": True, "translate": 0.1}
     params = {"data": {"dataset": "imagefolder", "source": "/somewhere/insects.zip"}, "models": models,
               "recipes": {name: {**recipe, **recipe_changes.get(name, {})} for name in {d["recipe"] for d in models.values()}},
-              "report": {"notebook": notebook}}
+              "report": {"equivalence_margin": 0.01, "notebook": notebook}}
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -136,14 +155,15 @@ def test_report_writes_table_plots_and_conclusion(workdir: Path) -> None:
     assert [r["model"] for r in rows] == list(models) and list(rows[0]) == report.COLUMNS
     assert [float(r["test_accuracy"]) for r in rows] == list(accuracy.values())
     text = Path("report/report.md").read_text()
-    assert "alexnet width (modern recipe, 3 convolution layers): +0.1100 test accuracy per doubling of width, larger than the seed spread" in text
-    assert "alexnet, modern recipe: the seed-to-seed spread, the pooled standard deviation of test accuracy over w16/w16_seed1, is 0.0141" in text
+    assert "- alexnet width (modern recipe, 3 convolution layers): +0.1100 ± " in text
+    assert "| 16 | 250 | 2,500 | 0.6100 ± 0.1271 | 2 |  |  |" in text  # the mean of 2 seeds, at t(1) = 12.706
+    assert "| 8 | 100 | 1,000 | 0.5000 | 1 | +0.1100 | no interval (one seed) |" in text
     assert "Best model by validation accuracy: w16 (validation 0.7000, test 0.6000" in text
-    assert "the alexnet family holds" in text
+    assert "## Accuracy per parameter" in text and "tests 2 differences at 95%" in text
     for figure in ("samples", "sweeps", "cost", "scaling", "epochs", "confusion_best"):
         assert Path(f"report/{figure}.png").read_bytes()[:4] == b"\x89PNG" and f"]({figure}.png)" in text
     sweeps = json.loads(Path("report/plots/sweeps.json").read_text())
-    assert [(s["value"], s["test_accuracy"], s["low"], s["high"], s["runs"]) for s in sweeps] == [(8, 0.5, 0.5, 0.5, 1), (16, 0.61, 0.6, 0.62, 2)]
+    assert [(s["value"], s["test_accuracy"], s["low"], s["high"], s["runs"]) for s in sweeps] == [(8, 0.5, 0.5, 0.5, 1), (16, 0.61, 0.4829, 0.7371, 2)]
     epochs = json.loads(Path("report/plots/epochs.json").read_text())
     assert len(epochs) == 3 * len(models) and epochs[0] == {"model": "w8", "epoch": 1, "train_accuracy": 0.3, "train_loss": 2.1, "val_accuracy": 0.3, "val_loss": 2.1}
     confusion = json.loads(Path("report/plots/confusion_best.json").read_text())
@@ -168,12 +188,13 @@ def test_a_diverged_run_is_listed_apart_and_counts_nowhere(workdir: Path) -> Non
         assert {r["model"]: r["diverged_epoch"] for r in csv.DictReader(file)} == {"w8": "", "w16": "", "w32": "2"}
 
 
-def test_report_without_seed_repeats_says_the_spread_is_unknown(workdir: Path) -> None:
+def test_report_without_seed_repeats_gives_no_interval_and_no_verdict(workdir: Path) -> None:
     models = {"a": {"family": "mlp", "recipe": "modern", "widths": [8]}, "b": {"family": "mlp", "recipe": "modern", "widths": [16]}}
     write_results(workdir, models, {"a": 0.4, "b": 0.5}, {"a": 0.4, "b": 0.5})
     run_stage("report", *REPORT_ARGS)
     text = Path("report/report.md").read_text()
-    assert "seed-to-seed spread is unknown" in text and "+0.1000 test accuracy per doubling of width" in text
+    assert "- mlp width (modern recipe, 1 hidden layers): +0.1000 test accuracy per doubling of width (units of the widest hidden layer 8 → 16): no interval (one seed)." in text
+    assert "2σ" not in text and "spread" not in text
 
 
 def test_missing_or_incomplete_metrics_stop_the_report_and_write_nothing(workdir: Path) -> None:
@@ -204,18 +225,29 @@ def test_width_and_depth_are_compared_at_matched_cost() -> None:
             run_at("w32", {**ALEX, "filters": 32}, 0.7, 10000), run_at("deep", {**ALEX, "filters": 16, "convs": 2}, 0.64, 100000)]
     [comparison] = matched_cost(find_sweeps(runs), "params")
     assert [p.value for p in comparison.width.points] == [8, 16, 32] and comparison.depth.models == ["w16", "deep"]
-    # the costs both sweeps cover, 1,000 to 10,000: depth at 10,000 lies halfway (in log cost) from 0.60 to 0.64
-    assert [value for point in comparison.points for value in point] == pytest.approx([1000, 0.6, 0.6, 10000, 0.7, 0.62])
-    assert comparison.difference == pytest.approx(0.04)
+    # the costs both sweeps cover, 1,000 to 10,000; at 1,000 both stand on w16 (a difference of 0 by construction:
+    # left out); at 10,000 depth lies halfway (in log cost) from 0.60 to 0.64
+    [(cost, wider, deeper, gap)] = comparison.points
+    assert (cost, wider.value, deeper.value, gap.value) == pytest.approx((10000, 0.7, 0.62, 0.08))
 
 
 def test_power_law_fit_of_a_width_sweep_and_its_held_out_check() -> None:
     costs = [100, 1000, 10000, 100000]
     runs = [run_at(f"w{f}", {**ALEX, "filters": f}, 1 - 2 * n**-0.3, n) for f, n in zip((4, 8, 16, 32), costs)]
     [fit] = scaling_fits(find_sweeps(runs), "params")
-    assert fit.alpha == pytest.approx(0.3, abs=1e-3) and fit.half_width == pytest.approx(0, abs=1e-3)
-    predicted, measured = fit.held_out
-    assert predicted == pytest.approx(measured, rel=1e-3)
+    assert fit.alpha.value == pytest.approx(0.3, abs=1e-3) and fit.alpha.half_width == pytest.approx(0, abs=1e-3)
+    assert fit.predicted == pytest.approx(fit.measured, rel=1e-3) and fit.check is True
+
+
+def test_a_power_law_whose_held_out_check_fails_is_not_cited(workdir: Path) -> None:
+    models = {f"w{f}": {**ALEX, "filters": f} for f in (2, 4, 8, 16, 32)}
+    # params 100 to 500 (write_results): the first four on a power law, the largest far off it
+    accuracy = {**{f"w{f}": round(1 - 2 * n**-0.3, 4) for f, n in zip((2, 4, 8, 16), (100, 200, 300, 400))}, "w32": 0.4}
+    write_results(workdir, models, accuracy, accuracy)
+    run_stage("report", *REPORT_ARGS)
+    text = Path("report/report.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| alexnet width (sweep recipe")]
+    assert rows and all("| not cited |" in row and row.endswith("| failed |") for row in rows)
 
 
 def test_budget_control_pairs_recipes_that_differ_only_in_epochs() -> None:
@@ -226,7 +258,7 @@ def test_budget_control_pairs_recipes_that_differ_only_in_epochs() -> None:
             run_at("c_other", {**ALEX, "recipe": "other", "filters": 16}, 0.70, 10)]
     [control] = budget_controls(runs, recipes)
     assert [r.name for r in control.base] == ["c", "c_seed1"] and [r.name for r in control.longer] == ["c_2x"]
-    assert (control.base_epochs, control.longer_epochs) == (4, 8) and control.gain == pytest.approx(0.05)
+    assert (control.base_epochs, control.longer_epochs) == (4, 8) and control.gain.value == pytest.approx(0.05)
 
 
 def test_report_sections_name_the_regime_budget_and_the_notebook(workdir: Path) -> None:
@@ -241,8 +273,8 @@ def test_report_sections_name_the_regime_budget_and_the_notebook(workdir: Path) 
     assert "- Data: imagefolder from insects.zip, 40 training, 10 validation and 6 test images of 32x32x3." in text
     assert "- Recipe `sweep` (4 models, seeds 0, 1): 3 epochs at batch 8" in text and "no augmentation." in text
     assert "- Machine (from the training logs): Test CPU, AVX2, 2 cores." in text
-    assert "- w16, w16_seed1 (3 epochs, test 0.6100) against w16_2x (6 epochs, 0.7100): +0.1000 from 2x the epochs, larger than the seed spread" in text
-    assert "alexnet width (sweep recipe, 3 convolution layers), error against parameters: error ≈" in text
+    assert "| w16, w16_seed1 | 3 | 0.6100 ± 0.1271 | w16_2x | 6 | 0.7100 | +0.1000 | no interval (one seed) |" in text
+    assert "| alexnet width (sweep recipe, 3 convolution layers) | parameters |" in text
     assert "| seed_dense | 0.469 | 0.4500 | 0.4500 (epoch 3) | 0.4500 | 1 |" in text
     assert Path("report/scaling.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -254,5 +286,75 @@ def test_the_notebook_models_are_compared_as_means_over_their_seeds(workdir: Pat
     write_results(workdir, models, accuracy, accuracy, notebook={"seed_dense": 0.469})
     run_stage("report", *REPORT_ARGS)
     text = Path("report/report.md").read_text()
-    assert "| seed_dense | 0.469 | 0.4500 | 0.4500 (epoch 3, 3) | 0.4600 (0.4500-0.4700) | 2 |" in text
+    assert "| seed_dense | 0.469 | 0.4500 ± 0.0000 | 0.4500 ± 0.0000 (epoch 3, 3) | 0.4600 ± 0.1271 | 2 |" in text
     assert "Each value is the mean over the model's seeds" in text and "With one seed per model" not in text
+
+
+def test_a_run_that_collapsed_in_inference_mode_is_flagged_and_counts_nowhere(workdir: Path) -> None:
+    models = {"w8": {**ALEX, "filters": 8}, "w16": {**ALEX, "filters": 16}, "w32": {**ALEX, "filters": 32}}
+    accuracy = {"w8": 0.5, "w16": 0.6, "w32": 0.2}
+    write_results(workdir, models, accuracy, accuracy)
+    metrics = json.loads(Path("metrics/w32.json").read_text())
+    metrics["train"]["accuracy"] = 0.2  # the saved model; its training log says 0.45 in training mode
+    Path("metrics/w32.json").write_text(json.dumps(metrics))
+    run_stage("report", *REPORT_ARGS)
+    text = Path("report/report.md").read_text()
+    failed = text.split("## Failed runs")[1].split("## Summary")[0]
+    assert "- w32 (alexnet, sweep recipe): collapsed in inference mode: the saved model scores 0.2000 on its training split, " \
+           "against 0.4500 in training mode in its last epoch" in failed
+    assert "w32" not in text.split("## Failed runs")[0] and "w32" not in Path("report/plots/sweeps.json").read_text()
+    with open("report/summary.csv", newline="") as file:
+        assert {r["model"]: r["failure"] for r in csv.DictReader(file)} == {"w8": "", "w16": "", "w32": "collapsed in inference mode"}
+
+
+def plain_family():
+    """A throwaway family, declared the way README's "Add a family" shows: one record."""
+    from widthdepth.architectures import Family, Feature, _positive_int
+
+    def check(name: str, knobs: dict, input_shape: tuple) -> dict:
+        return {"filters": _positive_int(name, "filters", knobs["filters"], "width"),
+                "layers": _positive_int(name, "layers", knobs["layers"], "number of layers", 64)}
+
+    def build(x, spec: dict):
+        from keras import layers
+
+        for _ in range(spec["layers"]):
+            x = layers.Conv2D(spec["filters"], 3, padding="same", activation="relu")(x)
+        return layers.GlobalAveragePooling2D()(x)
+
+    def size(spec: dict, input_shape: tuple) -> tuple[int, int, int]:
+        (h, w, c), params, acts = input_shape, 0, 0
+        for _ in range(spec["layers"]):
+            params, acts, c = params + 9 * c * spec["filters"] + spec["filters"], acts + h * w * spec["filters"], spec["filters"]
+        return params, acts + c, c
+
+    return Family(
+        name="plain", defaults={"filters": 8, "layers": 2}, check=check, build=build, size=size, width_knob="filters",
+        features=(Feature("width", "filters per layer", "doubling of width", frozenset({"filters"}), lambda s: s["filters"], True),
+                  Feature("depth", "convolution layers", "added layer", frozenset({"layers"}), lambda s: s["layers"], False)),
+        line_style="-.", marker="D",
+    )
+
+
+def test_a_family_registered_in_one_record_builds_trains_and_runs_through_the_report(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import keras
+
+    from widthdepth.architectures import FAMILIES, complexity
+    from widthdepth.training.recipes import compiled_model
+
+    monkeypatch.setitem(FAMILIES, "plain", plain_family())
+    declaration = {"family": "plain", "recipe": "modern", "filters": 4, "layers": 3}
+    info = {"mean": [127.5] * 3, "std": [73.9] * 3, "image_shape": [8, 8, 3], "classes": CLASSES}
+    recipe = {"epochs": 1, "batch_size": 4, "optimizer": "sgd", "learning_rate": 0.01, "momentum": 0.9, "weight_decay": 0.0,
+              "warmup_epochs": 0, "schedule": "constant", "label_smoothing": 0.0, "inputs": "standardize", "flip": True, "translate": 0.1}
+    model = compiled_model("p", declaration, recipe, info, 1)
+    assert np.isfinite(model.train_on_batch(builders.random_images(4, (8, 8, 3), 0), keras.utils.to_categorical([0, 1, 0, 1], 2))[0])
+    assert complexity(check_spec("p", declaration, (8, 8, 3)), (8, 8, 3), 2)[0] == model.count_params()
+
+    plain = {"family": "plain", "recipe": "modern"}
+    models = {"p4": {**plain, "filters": 4}, "p8": {**plain, "filters": 8}, "p8_deep": {**plain, "filters": 8, "layers": 4}}
+    write_results(workdir, models, {"p4": 0.5, "p8": 0.6, "p8_deep": 0.65}, val={"p4": 0.5, "p8": 0.6, "p8_deep": 0.65})
+    run_stage("report", *REPORT_ARGS)
+    text = Path("report/report.md").read_text()
+    assert "plain width (modern recipe, 2 convolution layers)" in text and "plain depth (modern recipe, 8 filters per layer)" in text
+    assert Path("report/cost.png").exists() and Path("report/epochs.png").exists()

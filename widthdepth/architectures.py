@@ -1,13 +1,20 @@
-"""The model families, each a readable function of its knobs, and the checks on their declarations.
+"""The model families: for each, one record of its defaults, checks, builder, size and sweep knobs.
 
 A model is declared in params.yaml under `models.<name>` as a `family` plus that family's
-knobs; knobs left out take the family's defaults below. `check_spec` validates a
-declaration against the dataset's input shape in plain Python, before Keras is touched,
-so that a bad one stops the run before any training with the `models.<name>.<key>` at fault.
+knobs; knobs left out take the family's defaults. `check_spec` validates a declaration
+against the dataset's input shape in plain Python, before Keras is touched, so that a bad
+one stops the run before any training with the `models.<name>.<key>` at fault.
+
+A family is one `Family` record, registered with `register` (as pycls registers its
+models): adding a family means writing its check, builder and size functions in this
+module, registering them, and declaring models of it in params.yaml. The study finds its
+sweeps through the record's `features`; the report draws it with the record's style.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from widthdepth.stage import StageError
@@ -15,35 +22,83 @@ from widthdepth.stage import StageError
 # Knobs every model has, whatever its family (used by the train stage, not the builders).
 COMMON_KEYS = {"family", "recipe", "seed"}
 
-DEFAULTS: dict[str, dict[str, Any]] = {
-    # AlexNet-style stack of conv-pool blocks with falling kernel sizes.
-    "alexnet": {
-        "filters": 32,  # width: one number, one per block, or a list per conv inside a block
-        "blocks": 3,  # depth: number of conv-pool blocks
-        "convs": 1,  # depth inside a block: convolutions per block (one number or one per block)
-        "kernels": [5, 3, 3],  # kernel size per block (or per conv inside a block)
-        "padding": "same",  # "same" or "valid", one or one per block
-        "batch_norm": True,
-        "pool_size": 2,
-        "pool_stride": 2,
-        "dropout": 0.0,  # after each block
-        "dense": [],  # widths of the hidden dense layers of the head
-        "dense_dropout": 0.0,
-    },
-    # Inception-style: blocks of parallel branches concatenated, in stages split by downsampling.
-    "inception": {
-        "stem": 32,  # filters of the first 3x3 convolution
-        "blocks": [1, 1, 1],  # depth: inception blocks per stage; a downsample module between stages
-        "branches": 2,  # threads: 2 = 1x1 and 3x3, 3 = + two 3x3 (a 5x5 field), 4 = + 3x3 max-pool then 1x1
-        "filters": 32,  # width: per branch; one number, one per block, or a list per branch inside a block
-        "downsample_filters": None,  # 3x3 stride-2 conv beside the pool; None: the widest branch before it
-    },
-    # Fully-connected baseline on the flattened image.
-    "mlp": {
-        "widths": [512],
-        "dropout": 0.5,
-    },
-}
+Shape = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A quantity a sweep varies: its value comes from the checked declaration."""
+
+    name: str  # width, depth or branches
+    label: str  # what its value counts
+    step: str  # the unit a gain is given per
+    knobs: frozenset[str]  # the declaration's knobs that set it
+    value: Callable[[dict[str, Any]], int]
+    doubling: bool  # gains per doubling (log2 of the value) rather than per unit
+
+
+@dataclass(frozen=True)
+class Family:
+    """Everything about one model family, in one place."""
+
+    name: str
+    defaults: dict[str, Any]  # every knob and its default
+    check: Callable[[str, dict[str, Any], Shape], dict[str, Any]]  # (model name, knobs, input shape) -> expanded spec
+    build: Callable[[Any, dict[str, Any]], Any]  # (Keras tensor, spec) -> features before the classifier
+    size: Callable[[dict[str, Any], Shape], tuple[int, int, int]]  # -> parameters, activations per image, features
+    features: tuple[Feature, ...]  # what its sweeps vary
+    width_knob: str  # the knob a memory refusal names
+    line_style: str = "-"  # in the report's per-epoch chart
+    marker: str = "o"  # in the report's cost charts
+
+
+FAMILIES: dict[str, Family] = {}
+
+
+def register(family: Family) -> Family:
+    FAMILIES[family.name] = family
+    return family
+
+
+def check_spec(name: str, spec: Any, input_shape: Shape) -> dict[str, Any]:
+    """The declaration with defaults filled in and per-block knobs expanded; StageError if invalid."""
+    if not isinstance(spec, dict):
+        raise StageError(f"params.yaml: models.{name} must be a mapping of knobs, not {spec!r}")
+    family = FAMILIES.get(spec.get("family")) if isinstance(spec.get("family"), str) else None
+    if family is None:
+        raise _error(name, "family", f"is {spec.get('family')!r}; expected one of {', '.join(FAMILIES)}")
+    unknown = sorted(set(spec) - set(family.defaults) - COMMON_KEYS)
+    if unknown:
+        raise _error(name, unknown[0], f"is not a knob of the {family.name} family; knobs: {', '.join(family.defaults)}")
+    knobs = {**family.defaults, **{k: v for k, v in spec.items() if k not in COMMON_KEYS}}
+    return {"family": family.name, **family.check(name, knobs, input_shape)}
+
+
+def complexity(spec: dict[str, Any], input_shape: Shape, n_classes: int) -> tuple[int, int]:
+    """Parameters and activation values per image (every layer's output) of a checked spec,
+    counted from the declaration alone: what the memory check weighs before Keras allocates."""
+    params, activations, features = FAMILIES[spec["family"]].size(spec, input_shape)
+    return params + features * n_classes + n_classes, activations + 3 * _volume(input_shape) + 2 * n_classes
+
+
+def build_model(spec: dict[str, Any], input_shape: Shape, n_classes: int, preprocessing: list, name: str = "model"):
+    """The Keras model of a checked spec: uint8 images in, class probabilities out.
+
+    `preprocessing` is a list of layers applied first (normalization, augmentation), so
+    the saved model needs nothing but raw images.
+    """
+    import keras
+
+    inputs = keras.Input(input_shape, dtype="uint8", name="image")
+    x = inputs
+    for layer in preprocessing:
+        x = layer(x)
+    features = FAMILIES[spec["family"]].build(x, spec)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", dtype="float32", name="classes")(features)
+    return keras.Model(inputs, outputs, name=name)
+
+
+# -- shared checks and counts ------------------------------------------------------------
 
 
 def _error(name: str, key: str, message: str) -> StageError:
@@ -93,18 +148,36 @@ def _pooled(size: int, pool: int, stride: int) -> int:
     return (size - pool) // stride + 1
 
 
-def check_spec(name: str, spec: Any, input_shape: tuple[int, int, int]) -> dict[str, Any]:
-    """The declaration with defaults filled in and per-block knobs expanded; StageError if invalid."""
-    if not isinstance(spec, dict):
-        raise StageError(f"params.yaml: models.{name} must be a mapping of knobs, not {spec!r}")
-    family = spec.get("family")
-    if family not in DEFAULTS:
-        raise _error(name, "family", f"is {family!r}; expected one of {', '.join(DEFAULTS)}")
-    unknown = sorted(set(spec) - set(DEFAULTS[family]) - COMMON_KEYS)
-    if unknown:
-        raise _error(name, unknown[0], f"is not a knob of the {family} family; knobs: {', '.join(DEFAULTS[family])}")
-    knobs = {**DEFAULTS[family], **{k: v for k, v in spec.items() if k not in COMMON_KEYS}}
-    return {"family": family, **CHECKS[family](name, knobs, input_shape)}
+def _volume(shape) -> int:
+    result = 1
+    for side in shape:
+        result *= side
+    return result
+
+
+def _dense_size(features: int, widths: list[int], dropout: float, params: int, acts: int) -> tuple[int, int, int]:
+    acts += features  # flatten
+    for width in widths:
+        params += features * width + width
+        acts += width * (2 if dropout else 1)
+        features = width
+    return params, acts, features
+
+
+def dense_stack(x, widths: list[int], dropout: float):
+    """Flatten, then ReLU dense layers, each followed by dropout if any."""
+    from keras import layers
+
+    x = layers.Flatten()(x)
+    for width in widths:
+        x = layers.Dense(width, activation="relu")(x)
+        if dropout:
+            x = layers.Dropout(dropout)(x)
+    return x
+
+
+
+# -- alexnet: an AlexNet-style stack of conv-pool blocks with falling kernel sizes ------------
 
 
 def _check_alexnet(name: str, knobs: dict[str, Any], input_shape: tuple[int, int, int]) -> dict[str, Any]:
@@ -142,6 +215,64 @@ def _check_alexnet(name: str, knobs: dict[str, Any], input_shape: tuple[int, int
     return {**knobs, "convs": convs, "filters": filters, "kernels": kernels, "padding": padding, "dense": dense}
 
 
+def _alexnet_size(spec: dict[str, Any], input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    (h, w, c), params, acts = input_shape, 0, 0
+    for block in range(spec["blocks"]):
+        for filters, kernel in zip(spec["filters"][block], spec["kernels"][block]):
+            if spec["padding"][block] == "valid":
+                h, w = h - kernel + 1, w - kernel + 1
+            params += kernel * kernel * c * filters + filters + (4 * filters if spec["batch_norm"] else 0)
+            acts += h * w * filters * (2 if spec["batch_norm"] else 1)
+            c = filters
+        h, w = _pooled(h, spec["pool_size"], spec["pool_stride"]), _pooled(w, spec["pool_size"], spec["pool_stride"])
+        acts += h * w * c * (2 if spec["dropout"] else 1)
+    return _dense_size(h * w * c, spec["dense"], spec["dense_dropout"], params, acts)
+
+
+def alexnet(x, spec: dict[str, Any]):
+    """conv(-conv...)-pool blocks, then a dense head on the flattened feature map."""
+    from keras import layers
+
+    for block in range(spec["blocks"]):
+        for filters, kernel in zip(spec["filters"][block], spec["kernels"][block]):
+            x = layers.Conv2D(filters, kernel, padding=spec["padding"][block], activation="relu")(x)
+            if spec["batch_norm"]:
+                x = layers.BatchNormalization()(x)
+        x = layers.MaxPooling2D(spec["pool_size"], spec["pool_stride"])(x)
+        if spec["dropout"]:
+            x = layers.Dropout(spec["dropout"])(x)
+    return dense_stack(x, spec["dense"], spec["dense_dropout"])
+
+
+
+register(Family(
+    name="alexnet",
+    defaults={
+        "filters": 32,  # width: one number, one per block, or a list per conv inside a block
+        "blocks": 3,  # depth: number of conv-pool blocks
+        "convs": 1,  # depth inside a block: convolutions per block (one number or one per block)
+        "kernels": [5, 3, 3],  # kernel size per block (or per conv inside a block)
+        "padding": "same",  # "same" or "valid", one or one per block
+        "batch_norm": True,
+        "pool_size": 2,
+        "pool_stride": 2,
+        "dropout": 0.0,  # after each block
+        "dense": [],  # widths of the hidden dense layers of the head
+        "dense_dropout": 0.0,
+    },
+    check=_check_alexnet, build=alexnet, size=_alexnet_size, width_knob="filters", line_style="-", marker="o",
+    features=(
+        Feature("width", "filters of the first convolution", "doubling of width", frozenset({"filters"}),
+                lambda spec: spec["filters"][0][0], True),
+        Feature("depth", "convolution layers", "added convolution layer",
+                frozenset({"blocks", "convs", "kernels", "padding", "filters"}), lambda spec: sum(spec["convs"]), False),
+    ),
+))
+
+
+# -- inception: blocks of parallel branches concatenated, in stages split by downsampling ------
+
+
 def _check_inception(name: str, knobs: dict[str, Any], input_shape: tuple[int, int, int]) -> dict[str, Any]:
     stages = knobs["blocks"] if isinstance(knobs["blocks"], list) else [knobs["blocks"]]
     if not 1 <= len(stages) <= MAX_COUNT:
@@ -166,59 +297,6 @@ def _check_inception(name: str, knobs: dict[str, Any], input_shape: tuple[int, i
         ends = [sum(stages[: i + 1]) - 1 for i in range(len(stages) - 1)]
         downsample = [max(filters[end]) for end in ends]
     return {**knobs, "blocks": stages, "filters": filters, "downsample_filters": downsample}
-
-
-def _check_mlp(name: str, knobs: dict[str, Any], input_shape: tuple[int, int, int]) -> dict[str, Any]:
-    widths = knobs["widths"] if isinstance(knobs["widths"], list) else [knobs["widths"]]
-    if not widths:
-        raise _error(name, "widths", "must list at least one hidden layer width")
-    for width in widths:
-        _positive_int(name, "widths", width, "width")
-    _fraction(name, "dropout", knobs["dropout"])
-    return {**knobs, "widths": widths}
-
-
-CHECKS = {"alexnet": _check_alexnet, "inception": _check_inception, "mlp": _check_mlp}
-
-
-# -- size from the declaration (parameters and activations, before anything is allocated) --
-
-
-def complexity(spec: dict[str, Any], input_shape: tuple[int, int, int], n_classes: int) -> tuple[int, int]:
-    """Parameters and activation values per image (every layer's output) of a checked spec,
-    counted from the declaration alone: what the memory check weighs before Keras allocates."""
-    params, activations, features = COMPLEXITY[spec["family"]](spec, input_shape)
-    return params + features * n_classes + n_classes, activations + 3 * _volume(input_shape) + 2 * n_classes
-
-
-def _volume(shape) -> int:
-    result = 1
-    for side in shape:
-        result *= side
-    return result
-
-
-def _alexnet_size(spec: dict[str, Any], input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
-    (h, w, c), params, acts = input_shape, 0, 0
-    for block in range(spec["blocks"]):
-        for filters, kernel in zip(spec["filters"][block], spec["kernels"][block]):
-            if spec["padding"][block] == "valid":
-                h, w = h - kernel + 1, w - kernel + 1
-            params += kernel * kernel * c * filters + filters + (4 * filters if spec["batch_norm"] else 0)
-            acts += h * w * filters * (2 if spec["batch_norm"] else 1)
-            c = filters
-        h, w = _pooled(h, spec["pool_size"], spec["pool_stride"]), _pooled(w, spec["pool_size"], spec["pool_stride"])
-        acts += h * w * c * (2 if spec["dropout"] else 1)
-    return _dense_size(h * w * c, spec["dense"], spec["dense_dropout"], params, acts)
-
-
-def _dense_size(features: int, widths: list[int], dropout: float, params: int, acts: int) -> tuple[int, int, int]:
-    acts += features  # flatten
-    for width in widths:
-        params += features * width + width
-        acts += width * (2 if dropout else 1)
-        features = width
-    return params, acts, features
 
 
 def _inception_size(spec: dict[str, Any], input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -246,62 +324,6 @@ def _inception_size(spec: dict[str, Any], input_shape: tuple[int, int, int]) -> 
             c = sum(filters)
             acts += sum(a for _, a in parts) + h * w * c  # and the concatenation
     return params, acts + c, c
-
-
-def _mlp_size(spec: dict[str, Any], input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
-    return _dense_size(_volume(input_shape), spec["widths"], spec["dropout"], 0, 0)
-
-
-COMPLEXITY = {"alexnet": _alexnet_size, "inception": _inception_size, "mlp": _mlp_size}
-# The knob that sets a family's width: the one a memory refusal names.
-WIDTH_KNOB = {"alexnet": "filters", "inception": "filters", "mlp": "widths"}
-
-
-# -- builders (Keras is imported here only, so checking a spec stays cheap) --------------
-
-
-def build_model(spec: dict[str, Any], input_shape: tuple[int, int, int], n_classes: int, preprocessing: list, name: str = "model"):
-    """The Keras model of a checked spec: uint8 images in, class probabilities out.
-
-    `preprocessing` is a list of layers applied first (normalization, augmentation), so
-    the saved model needs nothing but raw images.
-    """
-    import keras
-
-    inputs = keras.Input(input_shape, dtype="uint8", name="image")
-    x = inputs
-    for layer in preprocessing:
-        x = layer(x)
-    features = BUILDERS[spec["family"]](x, spec)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", dtype="float32", name="classes")(features)
-    return keras.Model(inputs, outputs, name=name)
-
-
-def alexnet(x, spec: dict[str, Any]):
-    """conv(-conv...)-pool blocks, then a dense head on the flattened feature map."""
-    from keras import layers
-
-    for block in range(spec["blocks"]):
-        for filters, kernel in zip(spec["filters"][block], spec["kernels"][block]):
-            x = layers.Conv2D(filters, kernel, padding=spec["padding"][block], activation="relu")(x)
-            if spec["batch_norm"]:
-                x = layers.BatchNormalization()(x)
-        x = layers.MaxPooling2D(spec["pool_size"], spec["pool_stride"])(x)
-        if spec["dropout"]:
-            x = layers.Dropout(spec["dropout"])(x)
-    return dense_stack(x, spec["dense"], spec["dense_dropout"])
-
-
-def dense_stack(x, widths: list[int], dropout: float):
-    """Flatten, then ReLU dense layers, each followed by dropout if any."""
-    from keras import layers
-
-    x = layers.Flatten()(x)
-    for width in widths:
-        x = layers.Dense(width, activation="relu")(x)
-        if dropout:
-            x = layers.Dropout(dropout)(x)
-    return x
 
 
 def conv_bn_relu(x, filters: int, kernel: int, strides: int = 1):
@@ -347,9 +369,56 @@ def inception(x, spec: dict[str, Any]):
     return layers.GlobalAveragePooling2D()(x)
 
 
+
+register(Family(
+    name="inception",
+    defaults={
+        "stem": 32,  # filters of the first 3x3 convolution
+        "blocks": [1, 1, 1],  # depth: inception blocks per stage; a downsample module between stages
+        "branches": 2,  # threads: 2 = 1x1 and 3x3, 3 = + two 3x3 (a 5x5 field), 4 = + 3x3 max-pool then 1x1
+        "filters": 32,  # width: per branch; one number, one per block, or a list per branch inside a block
+        "downsample_filters": None,  # 3x3 stride-2 conv beside the pool; None: the widest branch before it
+    },
+    check=_check_inception, build=inception, size=_inception_size, width_knob="filters", line_style="--", marker="s",
+    features=(
+        Feature("width", "filters per branch", "doubling of width", frozenset({"filters", "downsample_filters"}),
+                lambda spec: spec["filters"][0][0], True),
+        Feature("depth", "inception blocks", "added block", frozenset({"blocks"}), lambda spec: sum(spec["blocks"]), False),
+        Feature("branches", "parallel branches", "added branch", frozenset({"branches"}), lambda spec: spec["branches"], False),
+    ),
+))
+
+
+# -- mlp: the fully-connected baseline on the flattened image ---------------------------------
+
+
+def _check_mlp(name: str, knobs: dict[str, Any], input_shape: tuple[int, int, int]) -> dict[str, Any]:
+    widths = knobs["widths"] if isinstance(knobs["widths"], list) else [knobs["widths"]]
+    if not widths:
+        raise _error(name, "widths", "must list at least one hidden layer width")
+    for width in widths:
+        _positive_int(name, "widths", width, "width")
+    _fraction(name, "dropout", knobs["dropout"])
+    return {**knobs, "widths": widths}
+
+
+def _mlp_size(spec: dict[str, Any], input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    return _dense_size(_volume(input_shape), spec["widths"], spec["dropout"], 0, 0)
+
+
 def mlp(x, spec: dict[str, Any]):
     """Dense layers on the flattened image."""
     return dense_stack(x, spec["widths"], spec["dropout"])
 
 
-BUILDERS = {"alexnet": alexnet, "inception": inception, "mlp": mlp}
+
+register(Family(
+    name="mlp",
+    defaults={"widths": [512], "dropout": 0.5},
+    check=_check_mlp, build=mlp, size=_mlp_size, width_knob="widths", line_style=":", marker="^",
+    features=(
+        Feature("width", "units of the widest hidden layer", "doubling of width", frozenset({"widths"}),
+                lambda spec: max(spec["widths"]), True),
+        Feature("depth", "hidden layers", "added hidden layer", frozenset({"widths"}), lambda spec: len(spec["widths"]), False),
+    ),
+))

@@ -1,8 +1,10 @@
-"""The study's report: every model's results in one table, the figures and the generated answer.
+"""The study's report: the analysis (widthdepth.study.Analysis) written as tables, figures and plot data.
 
-A model whose training diverged is listed in its own section and kept out of every
-conclusion: sweeps, gains, the seed spread, the frontier and the best-model pick.
-The best model is chosen on validation accuracy, never on the test set.
+Every verdict is a difference of means with its 95% interval (Student's t at the real
+degrees of freedom; Welch for two points); "equal" only within the margin declared in
+params.yaml before the run (`report.equivalence_margin`), otherwise "inconclusive". A run
+that diverged or collapsed in inference mode is listed apart and counts nowhere. The best
+model is chosen on validation accuracy, never on the test set.
 """
 
 from __future__ import annotations
@@ -18,27 +20,29 @@ import numpy as np
 from widthdepth.architectures import check_spec
 from widthdepth.figures.charts import plot_confusion, plot_cost, plot_epochs, plot_scaling, plot_sweeps
 from widthdepth.figures.grids import save_image_grid
-from widthdepth.stage import StageError, check_name, read_json, read_yaml
-from widthdepth.study import (
-    COSTS, FEATURES, BudgetControl, Run, Sweep, budget_controls, find_sweeps, frontier, make_run, matched_cost, mean_accuracy,
-    scaling_fits, seed_groups, seed_spread,
-)
+from widthdepth.stage import StageError, check_name, read_json
+from widthdepth.study import COSTS, Analysis, Estimate, Run, Sweep, make_run, mean_estimate, point_cost, seed_groups
+from widthdepth.training.log import read_curve, read_logged_params
 
+# summary.csv: every model, every number of its metrics the report uses.
 COLUMNS = [
     "model", "family", "recipe", "seed", "weight_layers", "width", "depth", "params", "macs_per_image",
     "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "training_seconds",
-    "diverged_epoch",
+    "diverged_epoch", "failure",
 ]
+# The short table in report.md.
+SHORT_COLUMNS = ["model", "recipe", "seed", "params", "macs_per_image", "val_accuracy", "test_accuracy", "training_seconds", "failure"]
 
 # What the report reads of each metrics/<name>.json.
 METRIC_KEYS = {
     "test": {"accuracy", "loss"}, "train": {"accuracy", "loss"}, "val": {"accuracy", "loss"},
     "cost": {"params", "macs_per_image", "training_seconds"},
 }
+CURVES = [f"{split}_{metric}" for split in ("train", "val") for metric in ("accuracy", "loss")]
 
 
-def load_runs(models: dict[str, Any], input_shape: tuple[int, int, int], metrics_dir: Path) -> list[Run]:
-    """Every declared model with its metrics; a StageError names a missing file or key."""
+def load_runs(models: dict[str, Any], input_shape: tuple[int, int, int], metrics_dir: Path, live_dir: Path) -> list[Run]:
+    """Every declared model with its metrics and its per-epoch curves; a StageError names a missing file or key."""
     if not models:
         raise StageError("params.yaml: models declares no model, so there is nothing to report")
     runs = []
@@ -51,30 +55,23 @@ def load_runs(models: dict[str, Any], input_shape: tuple[int, int, int], metrics
         for key in ("weight_layers", "diverged", "diverged_epoch"):
             if key not in metrics:
                 raise StageError(f"{path}: '{key}' is missing; rerun its evaluate stage")
-        runs.append(make_run(name, declared, check_spec(name, declared, input_shape), metrics))
+        run = make_run(name, declared, check_spec(name, declared, input_shape), metrics)
+        logs = {curve: read_curve(live_dir / name, curve.replace("_", "/", 1)) for curve in CURVES}
+        run.curves = {curve: [logs[curve][step] for step in sorted(logs[curve])] for curve in CURVES}
+        runs.append(run)
     return runs
 
 
-def read_tsv(path: Path) -> dict[int, float]:
-    """A DVCLive metric log: step -> value."""
-    try:
-        with open(path, newline="") as file:
-            return {int(row["step"]): float(row[path.stem]) for row in csv.DictReader(file, delimiter="\t")}  # nan stays nan
-    except (OSError, KeyError, ValueError) as err:
-        raise StageError(f"cannot read the training log {path}: {err}") from err
-
-
-def epoch_records(runs: list[Run], live_dir: Path) -> list[dict[str, Any]]:
+def epoch_records(runs: list[Run]) -> list[dict[str, Any]]:
     """Train and validation accuracy and loss after each epoch, one record per model and epoch: the training
     logs stay in the DVC cache, so these curves are what git keeps of them."""
-    records = []
-    for run in runs:
-        logs = {f"{split}_{metric}": read_tsv(live_dir / run.name / "plots" / "metrics" / split / f"{metric}.tsv")
-                for split in ("train", "val") for metric in ("accuracy", "loss")}
-        for step in sorted(logs["val_accuracy"]):
-            values = {k: round(v[step], 4) if math.isfinite(v[step]) else None for k, v in logs.items()}  # JSON has no NaN
-            records.append({"model": run.name, "epoch": step + 1, **values})
-    return records
+    return [
+        {"model": run.name, "epoch": epoch + 1,
+         **{curve: round(run.curves[curve][epoch], 4) if math.isfinite(run.curves[curve][epoch]) else None  # JSON has no NaN
+            for curve in CURVES}}
+        for run in runs
+        for epoch in range(len(run.curves["val_accuracy"]))
+    ]
 
 
 def summary_row(run: Run) -> dict[str, Any]:
@@ -86,73 +83,161 @@ def summary_row(run: Run) -> dict[str, Any]:
         **{f"{split}_{k}": m[split][k] for split in ("train", "val", "test") for k in ("loss", "accuracy")},
         "training_seconds": m["cost"]["training_seconds"],
         "diverged_epoch": m["diverged_epoch"] if m["diverged"] else "",
+        "failure": (run.failure or "").split(":")[0],
     }
 
 
 def sweep_records(sweeps: list[Sweep]) -> list[dict[str, Any]]:
-    """One record per sweep point: mean test accuracy, its range over seeds, the models."""
-    return [
-        {
-            "feature": f"{sweep.feature.name}: {sweep.feature.label}", "sweep": sweep.title, "value": point.value,
-            "test_accuracy": round(point.mean, 4), "low": point.low, "high": point.high,
-            "runs": len(point.runs), "models": " ".join(run.name for run in point.runs),
-        }
-        for sweep in sweeps
-        for point in sweep.points
-    ]
-
-
-def spreads(runs: list[Run]) -> dict[tuple[str, str], tuple[float | None, list[list[Run]]]]:
-    """Seed-to-seed spread per family and recipe (training noise depends on both), and the repeats it comes from."""
-    pairs = dict.fromkeys((run.family, run.recipe) for run in runs)
-    return {(f, r): seed_spread([run for run in runs if (run.family, run.recipe) == (f, r)]) for f, r in pairs}
-
-
-def verdict(change: float, sigma: float | None) -> str:
-    """Whether a change in accuracy is more than twice the seed spread."""
-    if sigma is None:
-        return "the seed spread is unknown"
-    return f"{'larger than' if abs(change) > 2 * sigma else 'within'} the seed spread (2σ = {2 * sigma:.4f})"
-
-
-def conclusion(runs: list[Run], sweeps: list[Sweep], best: Run, test_images: int) -> list[str]:
-    """The study's answer in a few sentences, every number computed from the runs."""
-    lines = [f"Test accuracy on {test_images:,} test images; the best model is chosen on validation accuracy."]
-    spread = spreads(runs)
-    for (family, recipe), (sigma, repeats) in spread.items():
-        if sigma is not None:
-            groups = ", ".join("/".join(r.name for r in group) for group in repeats)
-            lines.append(f"- {family}, {recipe} recipe: the seed-to-seed spread, the pooled standard deviation of test "
-                         f"accuracy over {groups}, is {sigma:.4f}; a gain is called larger than the spread when it "
-                         f"exceeds twice that, {2 * sigma:.4f}.")
-        elif any((s.family, s.recipe) == (family, recipe) for s in sweeps):
-            lines.append(f"- {family}, {recipe} recipe: no model was trained with more than one seed, so the seed-to-seed "
-                         "spread is unknown and no gain can be called larger than it (declare a model again with another `seed:`).")
-    lines.append("")
+    """One record per sweep point: mean test accuracy, its 95% interval (or the value when one seed), the models."""
+    records = []
     for sweep in sweeps:
-        gain, sigma = sweep.gain(), spread[sweep.family, sweep.recipe][0]
-        values = " → ".join(str(p.value) for p in sweep.points)
-        steps = ", ".join(f"{b.mean - a.mean:+.4f}" for a, b in zip(sweep.points, sweep.points[1:]))
-        verdict = "" if sigma is None else (", larger than the seed spread" if abs(gain) > 2 * sigma else ", within the seed spread")
-        lines.append(f"- {sweep.title}: {gain:+.4f} test accuracy per {sweep.feature.step}{verdict} "
-                     f"({sweep.feature.label} {values}, step by step {steps}; {', '.join(sweep.models)}).")
-    if not sweeps:
+        for point in sweep.points:
+            estimate = point.estimate
+            records.append({
+                "feature": f"{sweep.feature.name}: {sweep.feature.label}", "sweep": sweep.title, "value": point.value,
+                "test_accuracy": round(estimate.value, 4),
+                "low": round(estimate.low if estimate.low is not None else estimate.value, 4),
+                "high": round(estimate.high if estimate.high is not None else estimate.value, 4),
+                "runs": len(point.runs), "models": " ".join(run.name for run in point.runs),
+            })
+    return records
+
+
+def table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    def cell(value: Any) -> str:
+        return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
+
+
+def interval(estimate: Estimate, sign: bool = False) -> str:
+    return estimate.text(-4 if sign else 4)
+
+
+def answer_section(a: Analysis, test_images: int) -> list[str]:
+    """The study's answer: one line per sweep, its gain per step with a 95% interval and a verdict."""
+    lines = [f"Test accuracy on {test_images:,} test images; each point is the mean over its seeds with a 95% interval "
+             f"(Student's t at n - 1 degrees of freedom); each gain is a slope fitted to every seed's accuracy, with its "
+             f"interval; \"equal\" means the whole interval lies within ±{a.margin:g} (`report.equivalence_margin`, "
+             "declared before the run), otherwise a difference whose interval holds 0 is \"inconclusive\".", ""]
+    for sweep in a.sweeps:
+        gain = sweep.gain()
+        lines.append(f"- {sweep.title}: {interval(gain, True)} test accuracy per {sweep.feature.step} "
+                     f"({sweep.feature.label} {' → '.join(str(p.value) for p in sweep.points)}): {gain.verdict(a.margin)}.")
+    if not a.sweeps:
         lines.append("- No sweep: no two models of one family and recipe differ in width, depth or branches alone.")
-    on_frontier = frontier(seed_groups(runs), lambda r: r.metrics["cost"]["params"])
-    counts = {family: sum(g[0].family == family for g in on_frontier) for family in FEATURES}
-    leader = max(counts, key=lambda f: (counts[f], max((mean_accuracy(g) for g in on_frontier if g[0].family == f), default=0)))
-    lines += [
-        "",
-        "Accuracy per parameter: the models no smaller model beats on test accuracy (the mean over seeds) are "
-        + ", ".join(f"{g[0].name} ({g[0].metrics['cost']['params']:,} parameters, {mean_accuracy(g):.4f}"
-                    f"{f', {len(g)} seeds' if len(g) > 1 else ''})" for g in on_frontier)
-        + f"; the {leader} family holds {counts[leader]} of these {len(on_frontier)} points, so it gives the best "
-        "accuracy per parameter in this study.",
-        "",
-        f"Best model by validation accuracy: {best.name} (validation {best.metrics['val']['accuracy']:.4f}, "
-        f"test {best.test_accuracy:.4f}, {best.metrics['cost']['params']:,} parameters).",
-    ]
+    lines += ["", f"This report tests {a.comparisons} differences at 95% (steps, slopes, matched costs, budgets): about one in "
+              "twenty of them would be flagged by chance alone, so read a single verdict among them with that in mind.", "",
+              f"Best model by validation accuracy: {a.best.name} (validation {a.best.metrics['val']['accuracy']:.4f}, "
+              f"test {a.best.test_accuracy:.4f}, {a.best.metrics['cost']['params']:,} parameters)."]
     return lines
+
+
+def sweep_tables(a: Analysis) -> list[str]:
+    """Per sweep: each point, its cost, mean test accuracy with its interval, seeds, the step to the next point and its verdict."""
+    lines = []
+    for sweep in a.sweeps:
+        steps = sweep.steps() + [None]
+        rows = []
+        for point, step in zip(sweep.points, steps):
+            rows.append([point.value, f"{point_cost(point, 'params'):,.0f}", f"{point_cost(point, 'macs_per_image'):,.0f}",
+                         interval(point.estimate), len(point.runs), "" if step is None else interval(step, True),
+                         "" if step is None else step.verdict(a.margin)])
+        lines += [f"### {sweep.title}", "", *table([sweep.feature.label, "parameters", "MACs per image", "test accuracy (95%)",
+                                                    "seeds", "step to next (95%)", "verdict"], rows),
+                  "", f"Models: {', '.join(sweep.models)}.", ""]
+    return lines or ["No sweep: no two models of one family and recipe differ in width, depth or branches alone."]
+
+
+def matched_cost_section(a: Analysis) -> list[str]:
+    """Wider against deeper at equal cost, each matched cost a row (no average that could hide a crossover)."""
+    lines = []
+    for m in a.matched:
+        rows = [[f"{cost:,.0f}", interval(w), interval(d), interval(gap, True), gap.verdict(a.margin)] for cost, w, d, gap in m.points]
+        lines += [f"### {m.width.family}, {m.width.recipe} recipe, at equal {COSTS[m.cost]}", "",
+                  *table([COSTS[m.cost], "wider (width sweep)", "deeper (depth sweep)", "wider - deeper (95%)", "verdict"], rows),
+                  "", "Each sweep's accuracy between two of its points is interpolated linearly in log cost; the shared "
+                  "model of both sweeps is left out, its difference being zero by construction.", ""]
+    return lines or ["No width and depth sweep of one family and recipe cover a common cost range."]
+
+
+def scaling_section(a: Analysis) -> list[str]:
+    """Power laws of test error along each width sweep, cited only when their held-out check passes."""
+    rows = []
+    for f in a.fits:
+        check = {True: "passed", False: "failed", None: "too few points to check"}[f.check]
+        exponent = interval(f.alpha) if f.check else "not cited"
+        rows.append([f.sweep.title, COSTS[f.cost], exponent, f"{f.predicted:.4f}", f"{f.measured:.4f}", check])
+    if not rows:
+        return ["No width sweep has three or more points."]
+    return [*table(["sweep", "against", "alpha (95%)", "held out: predicted error", "measured", "check"], rows), "",
+            "error ≈ a N^-alpha, fitted in log-log to every seed's error. The check refits without the largest point and asks "
+            "whether that point's mean error lies in the fit's 95% prediction interval; an exponent whose check fails or cannot "
+            "be made is not cited. The fits have no floor, so alpha describes this range of sizes, not the limit."]
+
+
+def budget_section(a: Analysis) -> list[str]:
+    if not a.controls:
+        return ["No model was trained at two budgets (declare one again with a recipe that differs only in `epochs`)."]
+    rows = [[", ".join(r.name for r in c.base), c.base_epochs, interval(mean_estimate([r.test_accuracy for r in c.base])),
+             ", ".join(r.name for r in c.longer), c.longer_epochs, interval(mean_estimate([r.test_accuracy for r in c.longer])),
+             interval(c.gain, True), c.gain.verdict(a.margin)] for c in a.controls]
+    return [*table(["model", "epochs", "test accuracy", "longer", "epochs", "test accuracy", "gain (95%)", "verdict"], rows), "",
+            "A gain whose interval lies above 0 means this budget leaves accuracy on the table: read the sweeps as "
+            "comparisons at this budget, not at convergence."]
+
+
+def frontier_section(a: Analysis) -> list[str]:
+    rows = [[g[0].name, f"{g[0].metrics['cost']['params']:,}", g[0].family, interval(mean_estimate([r.test_accuracy for r in g])), len(g)]
+            for g in a.frontier]
+    return ["The models (means over their seeds) that no model with fewer parameters beats on test accuracy:", "",
+            *table(["model", "parameters", "family", "test accuracy (95%)", "seeds"], rows), "",
+            "Families compare at equal cost only where their parameter ranges overlap: see the cost figure."]
+
+
+def notebook_section(a: Analysis, reference: dict[str, float]) -> list[str]:
+    """The notebook's models next to the notebook's numbers: validation accuracy at the last and at the best
+    epoch, and test accuracy, each a mean over the model's seeds with its interval."""
+    if not reference:
+        return ["No notebook numbers are declared (`report.notebook`)."]
+    rows = []
+    for name, number in reference.items():
+        group = next((g for g in seed_groups(a.good) if g[0].name == name), None)
+        if group is None:
+            continue
+        last = mean_estimate([run.curves["val_accuracy"][-1] for run in group])
+        best = mean_estimate([max(run.curves["val_accuracy"]) for run in group])
+        epochs = ", ".join(str(int(np.argmax(run.curves["val_accuracy"])) + 1) for run in group)
+        rows.append([name, f"{number:.3f}", interval(last), f"{interval(best)} (epoch {epochs})",
+                     interval(mean_estimate([run.test_accuracy for run in group])), len(group)])
+    if not rows:
+        return [f"None of the notebook's models ({', '.join(reference)}) is declared in `models`, or all of them failed."]
+    lines = table(["model", "notebook (test, last epoch, official pixels)", "validation, last epoch", "validation, best epoch",
+                   "test", "seeds"], rows)
+    if max(row[-1] for row in rows) == 1:
+        return lines + ["", "With one seed per model there is no interval: a difference between two of them is not known to "
+                        "exceed the seed-to-seed noise. Declare more seeds to compare them."]
+    return lines + ["", "Each value is the mean over the model's seeds with its 95% interval; its width and depth steps are "
+                    "in the sweep tables above (notebook recipe)."]
+
+
+def failed_section(a: Analysis) -> list[str]:
+    if not a.failed:
+        return ["No run failed: none diverged (training loss non-finite or above 3 x ln(classes), "
+                "`widthdepth/training/loop.py`, DIVERGED_LOSS_FACTOR) and none collapsed in inference mode."]
+    return ["These runs failed and are left out of every sweep, gain, comparison, fit, frontier and the best-model pick:", ""] + [
+        f"- {run.name} ({run.family}, {run.recipe} recipe): {run.failure}" for run in a.failed
+    ]
+
+
+FIGURES = {
+    "samples.png": "The first 25 training images",
+    "sweeps.png": "Test accuracy along each sweep",
+    "cost.png": "Test accuracy against parameters and multiply-accumulates",
+    "scaling.png": "Test error against cost along each width sweep, with the fitted power laws",
+    "epochs.png": "Validation accuracy per epoch",
+    "confusion_best.png": "Confusion matrix of the best model by validation accuracy, test set",
+}
 
 
 def regime(info: dict[str, Any], data: dict[str, Any], recipes: dict[str, dict[str, Any]], runs: list[Run], machines: list[str]) -> list[str]:
@@ -174,163 +259,53 @@ def regime(info: dict[str, Any], data: dict[str, Any], recipes: dict[str, dict[s
     return lines
 
 
-def budget_section(controls: list[BudgetControl], spread: dict) -> list[str]:
-    """How much accuracy the training budget leaves on the table."""
-    if not controls:
-        return ["No model was trained at two budgets (declare one again with a recipe that differs only in `epochs`)."]
-    lines = []
-    for c in controls:
-        sigma = spread[c.base[0].family, c.base[0].recipe][0]
-        lines.append(f"- {', '.join(r.name for r in c.base)} ({c.base_epochs} epochs, test {mean_accuracy(c.base):.4f}) against "
-                     f"{', '.join(r.name for r in c.longer)} ({c.longer_epochs} epochs, {mean_accuracy(c.longer):.4f}): "
-                     f"{c.gain:+.4f} from {c.longer_epochs / c.base_epochs:g}x the epochs, {verdict(c.gain, sigma)}. "
-                     + ("So this budget leaves accuracy on the table: read the sweeps as comparisons at this budget, "
-                        "not at convergence." if sigma is not None and c.gain > 2 * sigma else
-                        "So the models of this recipe are near their plateau at this budget." if sigma is not None else ""))
-    return lines
-
-
-def matched_cost_section(sweeps: list[Sweep], spread: dict) -> list[str]:
-    """Width or depth, at the same multiply-accumulates and at the same parameters."""
-    lines = []
-    for cost, label in COSTS.items():
-        for m in matched_cost(sweeps, cost):
-            sigma = spread[m.width.family, m.width.recipe][0]
-            better = "width" if m.difference > 0 else "depth"
-            table = "; ".join(f"{c:,.0f}: {w:.4f} vs {d:.4f}" for c, w, d in m.points)
-            lines.append(f"- {m.width.family}, {m.width.recipe} recipe, at equal {label}: going wider gives "
-                         f"{m.difference:+.4f} test accuracy over going deeper, on average over {len(m.points)} matched costs "
-                         f"({better} buys more; {verdict(m.difference, sigma)}). Width vs depth sweep, interpolated in "
-                         f"log {label}: {table}.")
-    return lines or ["No width and depth sweep of one family and recipe share a model and a cost range."]
-
-
-def scaling_section(sweeps: list[Sweep]) -> list[str]:
-    """Power-law fits of test error along each width sweep, checked on the largest point."""
-    lines = []
-    for cost, label in COSTS.items():
-        for f in scaling_fits(sweeps, cost):
-            interval = f" ± {f.half_width:.3f} (95%)" if f.half_width is not None else " (too few points for an interval)"
-            predicted, measured = f.held_out
-            lines.append(f"- {f.sweep.title}, error against {label}: error ≈ {math.exp(f.log_a):.3g} × N^-{f.alpha:.3f}{interval}, "
-                         f"fitted in log-log on {len(f.sweep.points)} points. Fitted without its largest point, it predicts "
-                         f"that point's error as {predicted:.4f}; measured {measured:.4f} ({predicted - measured:+.4f}).")
-    if lines:
-        lines.append("- The fits have no floor (error = a N^-alpha + c): a handful of points cannot pin down three parameters, "
-                     "so alpha here describes this range of sizes, not the limit.")
-    return lines or ["No width sweep has three or more points."]
-
-
-def notebook_section(runs: list[Run], epochs: list[dict[str, Any]], reference: dict[str, float]) -> list[str]:
-    """The notebook's models next to the notebook's numbers: validation accuracy at the last and at the best
-    epoch, and test accuracy, each a mean over the model's seeds."""
-    lines = ["| model | notebook (test, last epoch, official pixels) | validation, last epoch | validation, best epoch | test | seeds |",
-             "|---|---|---|---|---|---|"]
-    seeds = []
-    for name, number in reference.items():
-        group = next((g for g in seed_groups(runs) if g[0].name == name), None)
-        if group is None:
-            continue
-        curves = [[(r["epoch"], r["val_accuracy"]) for r in epochs if r["model"] == run.name and r["val_accuracy"] is not None]
-                  for run in group]
-        best = [max(curve, key=lambda e: e[1]) for curve in curves]
-        last = float(np.mean([curve[-1][1] for curve in curves]))
-        best_epochs = ", ".join(str(epoch) for epoch, _ in best)
-        tests = [run.test_accuracy for run in group]
-        test = f"{mean_accuracy(group):.4f}" + (f" ({min(tests):.4f}-{max(tests):.4f})" if len(group) > 1 else "")
-        lines.append(f"| {name} | {number:.3f} | {last:.4f} | {np.mean([v for _, v in best]):.4f} (epoch {best_epochs}) | {test} | {len(group)} |")
-        seeds.append(len(group))
-    if not seeds:
-        return [f"None of the notebook's models ({', '.join(reference)}) is declared in `models`."]
-    if max(seeds) == 1:
-        lines += ["", "With one seed per model, a difference between two of them is not known to exceed the seed-to-seed spread, "
-                  "and the gap between the last and the best epoch shows how much one run moves from epoch to epoch: "
-                  "their order says nothing on its own. See the README for the command that trains more seeds."]
-    else:
-        lines += ["", "Each value is the mean over the model's seeds: the test column gives their range, the best-epoch column "
-                  "each seed's best epoch. The notebook recipe's seed-to-seed spread, and whether its width and depth steps "
-                  "exceed it, are in the Conclusion."]
-    return lines
-
-
-def failed_runs(runs: list[Run]) -> list[str]:
-    """The section on diverged runs: which, when, and that they count nowhere."""
-    failed = [run for run in runs if run.diverged]
-    if not failed:
-        return ["No run diverged: every model's training loss stayed finite and below "
-                "3 x ln(classes) (`widthdepth/training/loop.py`, DIVERGED_LOSS_FACTOR)."]
-    return ["These runs diverged (training loss non-finite or above 3 x ln(classes)); training stopped there, "
-            "and they are left out of every sweep, gain, spread, frontier and the best-model pick:", ""] + [
-        f"- {run.name} ({run.family}, {run.recipe} recipe): diverged in epoch {run.metrics['diverged_epoch']}" for run in failed
-    ]
-
-
-def markdown_table(rows: list[dict[str, Any]]) -> list[str]:
-    def cell(value: Any) -> str:
-        return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
-
-    return ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)] + [
-        "| " + " | ".join(cell(row[c]) for c in COLUMNS) + " |" for row in rows
-    ]
-
-
-FIGURES = {
-    "samples.png": "The first 25 training images",
-    "sweeps.png": "Test accuracy along each sweep",
-    "cost.png": "Test accuracy against parameters and multiply-accumulates",
-    "scaling.png": "Test error against cost along each width sweep, with the fitted power laws",
-    "epochs.png": "Validation accuracy per epoch",
-    "confusion_best.png": "Confusion matrix of the best model by validation accuracy, test set",
-}
-
-
 def machines(runs: list[Run], live_dir: Path) -> list[str]:
     """The machines the runs trained on, as their training logs recorded them."""
     found = []
     for run in runs:
-        path = live_dir / run.name / "params.yaml"
-        logged = read_yaml(path) if path.exists() else None  # older logs did not record it
+        logged = read_logged_params(live_dir / run.name)
         if isinstance(logged, dict) and isinstance(logged.get("machine"), str):
             found.append(logged["machine"])
     return found
 
 
-def check_report_params(report: dict[str, Any]) -> dict[str, float]:
-    """params.yaml `report.notebook`: the notebook's test accuracy per model name, each in [0, 1]."""
+def check_report_params(report: dict[str, Any]) -> float:
+    """params.yaml `report`: `equivalence_margin` (a difference in accuracy, in (0, 1)), returned; and
+    `notebook`, the notebook's test accuracy per model name, each in [0, 1]."""
+    margin = report.get("equivalence_margin")
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 < margin < 1:
+        raise StageError(f"params.yaml: report.equivalence_margin must be a difference in accuracy in (0, 1), not {margin!r}")
     notebook = report.get("notebook") or {}
     if not isinstance(notebook, dict):
         raise StageError(f"params.yaml: report.notebook must map model names to accuracies, not {notebook!r}")
     for name, number in notebook.items():
         if isinstance(number, bool) or not isinstance(number, (int, float)) or not 0 <= number <= 1:
             raise StageError(f"params.yaml: report.notebook.{name} must be an accuracy in [0, 1], not {number!r}")
-    return notebook
+    return float(margin)
 
 
-def write_report(folder: Path, info: dict[str, Any], params: dict[str, Any], runs: list[Run], live_dir: Path, confusion_dir: Path,
-                 samples: tuple[np.ndarray, np.ndarray]) -> Run:
-    """report.md, summary.csv, the figures and plots/*.json into `folder`; returns the best model.
+def write_report(folder: Path, info: dict[str, Any], params: dict[str, Any], a: Analysis, live_dir: Path, confusion_dir: Path,
+                 samples: tuple[np.ndarray, np.ndarray]) -> None:
+    """report.md, summary.csv, the figures and plots/*.json into `folder`, all from the analysis `a`.
 
     `params` holds the params.yaml sections `data`, `recipes` and `report` (the notebook's reference numbers);
     `samples` some training images and their labels, to show what the data looks like."""
-    good = [run for run in runs if not run.diverged]
-    if not good:
-        raise StageError(f"every declared model diverged ({', '.join(r.name for r in runs)}): nothing to report")
-    sweeps = find_sweeps(good)
-    best = max(good, key=lambda r: r.metrics["val"]["accuracy"])
-    confusion = read_json(confusion_dir / f"{best.name}.json")
-    epochs = epoch_records(runs, live_dir)
-    rows = [summary_row(run) for run in runs]
-    cost = [{k: row[k] for k in ("model", "family", "params", "macs_per_image", "test_accuracy")} for row in rows if not row["diverged_epoch"]]
-    spread = spreads(good)
+    confusion = read_json(confusion_dir / f"{a.best.name}.json")
+    epochs = epoch_records(a.runs)
+    rows = [summary_row(run) for run in a.runs]
+    cost = [{k: row[k] for k in ("model", "family", "params", "macs_per_image", "test_accuracy")} for row in rows if not row["failure"]]
     sections = {
-        "Regime": regime(info, params["data"], params["recipes"], runs, machines(runs, live_dir)),
-        "Conclusion": conclusion(good, sweeps, best, info["splits"]["test"]["count"]),
-        "Width or depth at equal cost": matched_cost_section(sweeps, spread),
-        "Scaling with width": scaling_section(sweeps),
-        "Training budget": budget_section(budget_controls(good, params["recipes"]), spread),
-        "The notebook's models": notebook_section(good, epochs, params["report"]["notebook"]),
-        "Failed runs": failed_runs(runs),
-        "Summary": markdown_table(rows),
+        "The answer": answer_section(a, info["splits"]["test"]["count"]),
+        "Regime": regime(info, params["data"], params["recipes"], a.runs, machines(a.runs, live_dir)),
+        "Sweeps": sweep_tables(a),
+        "Width or depth at equal cost": matched_cost_section(a),
+        "Scaling with width": scaling_section(a),
+        "Training budget": budget_section(a),
+        "Accuracy per parameter": frontier_section(a),
+        "The notebook's models": notebook_section(a, params["report"]["notebook"]),
+        "Failed runs": failed_section(a),
+        "Summary": [*table(SHORT_COLUMNS, [[row[c] for c in SHORT_COLUMNS] for row in rows]), "",
+                    "Every column of every model: [summary.csv](summary.csv)."],
     }
     text = ["# Report (generated by the `report` stage)", ""]
     text += [line for title, lines in sections.items() for line in (f"## {title}", "", *lines, "")]
@@ -342,14 +317,13 @@ def write_report(folder: Path, info: dict[str, Any], params: dict[str, Any], run
         writer.writeheader()
         writer.writerows(rows)
     (folder / "plots").mkdir()
-    for name, records in (("epochs", epochs), ("sweeps", sweep_records(sweeps)), ("cost", cost), ("confusion_best", confusion)):
+    for name, records in (("epochs", epochs), ("sweeps", sweep_records(a.sweeps)), ("cost", cost), ("confusion_best", confusion)):
         (folder / "plots" / f"{name}.json").write_text(json.dumps(records) + "\n")  # compact: 10,000 confusion records
     images, labels = samples
     save_image_grid(images, [info["classes"][label] for label in labels], FIGURES["samples.png"], folder / "samples.png")
-    plot_sweeps(sweeps, folder / "sweeps.png")
-    plot_cost(good, folder / "cost.png")
-    plot_scaling([fit for cost in COSTS for fit in scaling_fits(sweeps, cost)], folder / "scaling.png")
-    plot_epochs(epochs, runs, folder / "epochs.png")
-    plot_confusion(confusion, info["classes"], f"Confusion matrix of {best.name} (best by validation accuracy), test set",
+    plot_sweeps(a.sweeps, folder / "sweeps.png")
+    plot_cost(a.good, folder / "cost.png")
+    plot_scaling(a.fits, folder / "scaling.png")
+    plot_epochs(epochs, a.runs, folder / "epochs.png")
+    plot_confusion(confusion, info["classes"], f"Confusion matrix of {a.best.name} (best by validation accuracy), test set",
                    folder / "confusion_best.png")
-    return best

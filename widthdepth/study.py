@@ -1,9 +1,11 @@
-"""What the study's results say: its sweeps, the seed-to-seed spread, gains, the cost frontier.
+"""What the study's results say, computed once (`analyse`): sweeps, intervals, gains, equal-cost
+comparisons, scaling fits, budget controls, the frontier and the failed runs.
 
 A sweep is found, not declared: models of one family and recipe whose declarations are
 equal except for the knobs behind one feature (width, depth or branches) and whose
-other features are equal too. Models declared alike except for `seed` are repeats of
-one point, and their spread is the study's measure of noise.
+other features are equal too. Models declared alike except for `seed` are the seeds of
+one point: its mean comes with a 95% interval at n - 1 degrees of freedom, and every
+comparison is a difference of means with its own interval (Welch).
 """
 
 from __future__ import annotations
@@ -17,38 +19,101 @@ from typing import Any
 
 import numpy as np
 
-from widthdepth.architectures import DEFAULTS
+from widthdepth.architectures import FAMILIES, Feature
+from widthdepth.stage import StageError
+
+# Two-sided 95% quantiles of Student's t by degrees of freedom. A fractional Welch df takes
+# the next lower entry (a slightly wider, conservative interval).
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+       11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086,
+       21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048, 29: 2.045, 30: 2.042,
+       40: 2.021, 60: 2.000, 120: 1.980}
+
+
+def t95(df: float) -> float:
+    """Student's t for a two-sided 95% interval at `df` degrees of freedom (df >= 1)."""
+    return 1.960 if df > 120 else T95[max(k for k in T95 if k <= df)]
 
 
 @dataclass(frozen=True)
-class Feature:
-    name: str  # width, depth or branches
-    label: str  # what its value counts
-    step: str  # the unit a gain is given per
-    knobs: frozenset[str]  # the declaration's knobs that set it
-    value: Callable[[dict[str, Any]], int]  # its value, from the checked declaration
-    doubling: bool  # gains per doubling (log2 of the value) rather than per unit
+class Estimate:
+    """A mean (or a difference or slope) with its standard error and degrees of freedom."""
+
+    value: float
+    se: float | None = None  # None: a single run, no interval
+    df: float = 0.0
+
+    @property
+    def half_width(self) -> float | None:
+        return None if self.se is None or self.df < 1 else t95(self.df) * self.se
+
+    @property
+    def low(self) -> float | None:
+        return None if self.half_width is None else self.value - self.half_width
+
+    @property
+    def high(self) -> float | None:
+        return None if self.half_width is None else self.value + self.half_width
+
+    def text(self, digits: int = 4) -> str:
+        """`0.6100 ± 0.0254` (95%), or the value alone when there is no interval."""
+        sign = "+" if digits < 0 else ""
+        digits = abs(digits)
+        value = f"{self.value:{sign}.{digits}f}"
+        return value if self.half_width is None else f"{value} ± {self.half_width:.{digits}f}"
+
+    def verdict(self, margin: float) -> str:
+        """For a difference: higher or lower when the 95% interval excludes 0, equal when it lies
+        within ±margin (declared before the run), otherwise inconclusive."""
+        if self.half_width is None:
+            return "no interval (one seed)"
+        if self.low > 0:
+            return "higher"
+        if self.high < 0:
+            return "lower"
+        if -margin < self.low and self.high < margin:
+            return f"equal (within ±{margin:g})"
+        return "inconclusive"
 
 
-FEATURES: dict[str, list[Feature]] = {
-    "alexnet": [
-        Feature("width", "filters of the first convolution", "doubling of width", frozenset({"filters"}),
-                lambda spec: spec["filters"][0][0], True),
-        Feature("depth", "convolution layers", "added convolution layer",
-                frozenset({"blocks", "convs", "kernels", "padding", "filters"}), lambda spec: sum(spec["convs"]), False),
-    ],
-    "inception": [
-        Feature("width", "filters per branch", "doubling of width", frozenset({"filters", "downsample_filters"}),
-                lambda spec: spec["filters"][0][0], True),
-        Feature("depth", "inception blocks", "added block", frozenset({"blocks"}), lambda spec: sum(spec["blocks"]), False),
-        Feature("branches", "parallel branches", "added branch", frozenset({"branches"}), lambda spec: spec["branches"], False),
-    ],
-    "mlp": [
-        Feature("width", "units of the widest hidden layer", "doubling of width", frozenset({"widths"}),
-                lambda spec: max(spec["widths"]), True),
-        Feature("depth", "hidden layers", "added hidden layer", frozenset({"widths"}), lambda spec: len(spec["widths"]), False),
-    ],
-}
+def mean_estimate(values: list[float]) -> Estimate:
+    """Mean with the standard error of n seeds, at n - 1 degrees of freedom."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return Estimate(float(values.mean()))
+    return Estimate(float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values))), len(values) - 1)
+
+
+def difference(after: list[float], before: list[float]) -> Estimate:
+    """mean(after) - mean(before), Welch's standard error and Welch-Satterthwaite degrees of freedom."""
+    a, b = np.asarray(after, dtype=float), np.asarray(before, dtype=float)
+    value = float(a.mean() - b.mean())
+    if len(a) < 2 or len(b) < 2:
+        return Estimate(value)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return Estimate(value, 0.0, len(a) + len(b) - 2)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return Estimate(value, se, df)
+
+
+def slope(x: list[float], y: list[float]) -> Estimate:
+    """Least-squares slope of y on x over seed-level data, with its standard error at n - 2 df."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    b, a = np.polyfit(x, y, 1)
+    df = len(x) - 2
+    if df < 1 or len(set(x)) < 2:
+        return Estimate(float(b))
+    residual = y - (a + b * x)
+    return Estimate(float(b), math.sqrt(float(residual @ residual) / df / float(((x - x.mean()) ** 2).sum())), df)
+
+
+# A run collapsed when its saved model (inference mode: batch-norm statistics, no dropout)
+# scores under half its training-mode accuracy on the training split, or when its last
+# validation accuracy is this far below its best epoch's.
+COLLAPSE_RATIO = 0.5
+COLLAPSE_DROP = 0.15
 
 
 @dataclass
@@ -59,6 +124,7 @@ class Run:
     declaration: dict[str, Any]  # as in params.yaml, with the family's defaults filled in
     spec: dict[str, Any]  # checked and expanded (architectures.check_spec)
     metrics: dict[str, Any]  # metrics/<name>.json
+    curves: dict[str, list[float]] = field(default_factory=dict)  # per-epoch train_accuracy, val_accuracy, ... (the training log)
 
     @property
     def family(self) -> str:
@@ -69,15 +135,26 @@ class Run:
         return self.declaration["recipe"]
 
     @property
-    def diverged(self) -> bool:
-        return self.metrics["diverged"]
-
-    @property
     def test_accuracy(self) -> float:
         return self.metrics["test"]["accuracy"]
 
+    @property
+    def failure(self) -> str | None:
+        """Why this run counts nowhere, or None: it diverged, or it collapsed in inference mode."""
+        if self.metrics["diverged"]:
+            return f"diverged in epoch {self.metrics['diverged_epoch']}"
+        train_mode = [a for a in self.curves.get("train_accuracy", []) if a is not None and math.isfinite(a)]
+        inference = self.metrics["train"]["accuracy"]
+        if train_mode and inference is not None and inference < COLLAPSE_RATIO * train_mode[-1]:
+            return (f"collapsed in inference mode: the saved model scores {inference:.4f} on its training split, "
+                    f"against {train_mode[-1]:.4f} in training mode in its last epoch")
+        val = [a for a in self.curves.get("val_accuracy", []) if a is not None and math.isfinite(a)]
+        if val and val[-1] < max(val) - COLLAPSE_DROP:
+            return f"collapsed: validation accuracy {val[-1]:.4f} after its last epoch, {max(val):.4f} at its best"
+        return None
+
     def feature(self, name: str) -> int | None:
-        return next((f.value(self.spec) for f in FEATURES[self.family] if f.name == name), None)
+        return next((f.value(self.spec) for f in FAMILIES[self.family].features if f.name == name), None)
 
     def key(self, without: frozenset[str] = frozenset()) -> str:
         """The declaration minus its seed and the given knobs, as a comparable string."""
@@ -85,7 +162,7 @@ class Run:
 
 
 def make_run(name: str, declared: dict[str, Any], spec: dict[str, Any], metrics: dict[str, Any]) -> Run:
-    declaration = {**DEFAULTS[declared["family"]], "seed": 0, **declared}
+    declaration = {**FAMILIES[declared["family"]].defaults, "seed": 0, **declared}
     return Run(name, declaration, spec, metrics)
 
 
@@ -103,12 +180,8 @@ class Point:
         return float(np.mean(self.accuracies))
 
     @property
-    def low(self) -> float:
-        return min(self.accuracies)
-
-    @property
-    def high(self) -> float:
-        return max(self.accuracies)
+    def estimate(self) -> Estimate:
+        return mean_estimate(self.accuracies)
 
 
 @dataclass
@@ -127,12 +200,15 @@ class Sweep:
     def models(self) -> list[str]:
         return [run.name for point in self.points for run in point.runs]
 
-    def gain(self) -> float:
-        """Least-squares slope of mean test accuracy per step (per doubling, for width)."""
-        x = np.array([p.value for p in self.points], dtype=float)
-        if self.feature.doubling:
-            x = np.log2(x)
-        return float(np.polyfit(x, [p.mean for p in self.points], 1)[0])
+    def gain(self) -> Estimate:
+        """Least-squares slope of test accuracy per step (per doubling, for width), fitted to every
+        seed's accuracy, with its 95% interval."""
+        x = [math.log2(p.value) if self.feature.doubling else p.value for p in self.points for _ in p.runs]
+        return slope(x, [a for p in self.points for a in p.accuracies])
+
+    def steps(self) -> list[Estimate]:
+        """Each point's mean test accuracy minus the previous point's (Welch)."""
+        return [difference(b.accuracies, a.accuracies) for a, b in zip(self.points, self.points[1:])]
 
 
 def find_sweeps(runs: list[Run]) -> list[Sweep]:
@@ -142,7 +218,7 @@ def find_sweeps(runs: list[Run]) -> list[Sweep]:
     clean sweep (some other knob varies too) and is left out.
     """
     sweeps = []
-    for family, features in FEATURES.items():
+    for family, features in ((f.name, f.features) for f in FAMILIES.values()):
         for feature in features:
             others = [f for f in features if f is not feature]
             groups: dict[tuple, list[Run]] = defaultdict(list)
@@ -161,16 +237,6 @@ def find_sweeps(runs: list[Run]) -> list[Sweep]:
                 sweep.points = [Point(value, by_value[value]) for value in sorted(by_value)]
                 sweeps.append(sweep)
     return sweeps
-
-
-def seed_spread(runs: list[Run]) -> tuple[float | None, list[list[Run]]]:
-    """Pooled standard deviation of test accuracy over groups of models declared alike but for the seed."""
-    repeats = [group for group in seed_groups(runs) if len(group) > 1]
-    if not repeats:
-        return None, []
-    squares = sum(float(np.sum((np.array([r.test_accuracy for r in g]) - np.mean([r.test_accuracy for r in g])) ** 2)) for g in repeats)
-    degrees = sum(len(group) - 1 for group in repeats)
-    return math.sqrt(squares / degrees), repeats
 
 
 def seed_groups(runs: list[Run]) -> list[list[Run]]:
@@ -205,8 +271,8 @@ class BudgetControl:
     longer_epochs: int
 
     @property
-    def gain(self) -> float:
-        return mean_accuracy(self.longer) - mean_accuracy(self.base)
+    def gain(self) -> Estimate:
+        return difference([r.test_accuracy for r in self.longer], [r.test_accuracy for r in self.base])
 
 
 def budget_controls(runs: list[Run], recipes: dict[str, dict[str, Any]]) -> list[BudgetControl]:
@@ -233,79 +299,138 @@ def point_cost(point: Point, cost: str) -> float:
 
 @dataclass
 class MatchedCost:
-    """A width sweep and a depth sweep through the same model, compared at equal cost."""
+    """A width sweep and a depth sweep of one family and recipe, compared at equal cost."""
 
     width: Sweep
     depth: Sweep
     cost: str  # a key of COSTS
-    points: list[tuple[float, float, float]]  # (cost, width's accuracy, depth's accuracy), interpolated in log cost
+    points: list[tuple[float, Estimate, Estimate, Estimate]]  # (cost, width's accuracy, depth's accuracy, width - depth)
 
-    @property
-    def difference(self) -> float:
-        """Mean of width's minus depth's accuracy over the matched costs."""
-        return float(np.mean([w - d for _, w, d in self.points]))
+
+def _interpolated(points: list[Point], cost: str, x: float) -> tuple[Estimate, tuple[str, ...]]:
+    """Mean accuracy at log cost x, linear in log cost between the two points around it, and the
+    models it comes from. Its standard error combines theirs; its df is the smaller one."""
+    xs = [math.log(point_cost(p, cost)) for p in points]
+    right = next(i for i, value in enumerate(xs) if value >= x - 1e-12)
+    if abs(xs[right] - x) < 1e-12:
+        return points[right].estimate, tuple(r.name for r in points[right].runs)
+    a, b, w = points[right - 1], points[right], (x - xs[right - 1]) / (xs[right] - xs[right - 1])
+    ea, eb = a.estimate, b.estimate
+    value = (1 - w) * ea.value + w * eb.value
+    if ea.se is None or eb.se is None:
+        estimate = Estimate(value)
+    else:
+        estimate = Estimate(value, math.sqrt(((1 - w) * ea.se) ** 2 + (w * eb.se) ** 2), min(ea.df, eb.df))
+    return estimate, tuple(r.name for r in a.runs + b.runs)
 
 
 def matched_cost(sweeps: list[Sweep], cost: str) -> list[MatchedCost]:
-    """For each width and depth sweep of one family and recipe that share a model: accuracy of each at
-    the same costs, linearly interpolated in log cost, over the range both sweeps cover."""
+    """For each width and depth sweep of one family and recipe: accuracy of each at the same costs
+    (every point of either sweep inside the range both cover; the other interpolated in log cost),
+    and their difference. A cost where both sweeps stand on the same model (the shared centre)
+    is left out: its difference is zero by construction."""
     comparisons = []
     for width in (s for s in sweeps if s.feature.name == "width"):
         for depth in (s for s in sweeps if s.feature.name == "depth"):
-            if (width.family, width.recipe) != (depth.family, depth.recipe) or not set(width.models) & set(depth.models):
+            if (width.family, width.recipe) != (depth.family, depth.recipe):
                 continue
-            curves = []
-            for sweep in (width, depth):
-                points = sorted(sweep.points, key=lambda p: point_cost(p, cost))
-                curves.append((np.log([point_cost(p, cost) for p in points]), [p.mean for p in points]))
-            low, high = max(c[0][0] for c in curves), min(c[0][-1] for c in curves)
-            if low >= high:
-                continue
-            xs = sorted({float(x) for c in curves for x in c[0] if low <= x <= high})
-            points = [(math.exp(x), float(np.interp(x, *curves[0])), float(np.interp(x, *curves[1]))) for x in xs]
-            comparisons.append(MatchedCost(width, depth, cost, points))
+            curves = [sorted(sweep.points, key=lambda p: point_cost(p, cost)) for sweep in (width, depth)]
+            logs = [[math.log(point_cost(p, cost)) for p in curve] for curve in curves]
+            low, high = max(x[0] for x in logs), min(x[-1] for x in logs)
+            points = []
+            for x in sorted({x for xs in logs for x in xs if low <= x <= high}):
+                (w, w_models), (d, d_models) = (_interpolated(curve, cost, x) for curve in curves)
+                if w_models == d_models:
+                    continue
+                gap = Estimate(w.value - d.value) if w.se is None or d.se is None else \
+                    Estimate(w.value - d.value, math.sqrt(w.se**2 + d.se**2), min(w.df, d.df))
+                points.append((math.exp(x), w, d, gap))
+            if points:
+                comparisons.append(MatchedCost(width, depth, cost, points))
     return comparisons
 
 
-# Two-sided 95% quantiles of Student's t by degrees of freedom.
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
-
-
-def log_log_fit(costs: list[float], errors: list[float]) -> tuple[float, float, float | None]:
-    """Least squares of log(error) = log(a) - alpha log(cost): (alpha, log a, 95% half-width of alpha or None)."""
-    x, y = np.log(costs), np.log(errors)
-    slope, intercept = np.polyfit(x, y, 1)
-    dof = len(x) - 2
-    if dof < 1:
-        return float(-slope), float(intercept), None
-    residual = y - (slope * x + intercept)
-    se = math.sqrt(float(residual @ residual) / dof / float(((x - x.mean()) ** 2).sum()))
-    return float(-slope), float(intercept), T95.get(dof, 1.96) * se
 
 
 @dataclass
 class ScalingFit:
-    """Test error against cost along a width sweep, as a power law error = a * cost^-alpha (a line in log-log)."""
+    """Test error against cost along a width sweep as a power law, error = a * cost^-alpha: a line
+    in log-log, fitted to every seed's error. Cited only if it passes its held-out check: fitted
+    without the largest point, it must predict that point's mean error within the 95% prediction
+    interval (from the fit's residuals at its own degrees of freedom)."""
 
     sweep: Sweep
     cost: str
-    alpha: float
+    alpha: Estimate  # the exponent, with its interval from the seed-level fit
     log_a: float
-    half_width: float | None  # of alpha's 95% interval
-    held_out: tuple[float, float]  # (predicted, measured) error of the largest point, fitted without it
+    predicted: float  # the largest point's error, predicted by the fit without it
+    measured: float  # its mean error, measured
+    check: bool | None  # the held-out check passed; None: too few points to check
 
     def predict(self, cost: float) -> float:
-        return math.exp(self.log_a) * cost ** -self.alpha
+        return math.exp(self.log_a) * cost ** -self.alpha.value
 
 
 def scaling_fits(sweeps: list[Sweep], cost: str) -> list[ScalingFit]:
-    """A fit per width sweep of three or more points, checked by predicting its largest point from the others."""
+    """A fit per width sweep of three or more points, checked on its largest point."""
     fits = []
     for sweep in (s for s in sweeps if s.feature.name == "width" and len(s.points) >= 3):
         points = sorted(sweep.points, key=lambda p: point_cost(p, cost))
-        costs, errors = [point_cost(p, cost) for p in points], [1 - p.mean for p in points]
-        alpha, log_a, half = log_log_fit(costs, errors)
-        held_alpha, held_log_a, _ = log_log_fit(costs[:-1], errors[:-1])
-        predicted = math.exp(held_log_a) * costs[-1] ** -held_alpha
-        fits.append(ScalingFit(sweep, cost, alpha, log_a, half, (predicted, errors[-1])))
+        x = [math.log(point_cost(p, cost)) for p in points for _ in p.runs]
+        y = [math.log(max(1 - a, 1e-6)) for p in points for a in p.accuracies]
+        fitted = slope(x, y)
+        log_a = float(np.mean(y) - fitted.value * np.mean(x))
+        held = len(points[-1].runs)
+        hx, hy = np.array(x[:-held]), np.array(y[:-held])
+        b, a = np.polyfit(hx, hy, 1)
+        x0, measured = math.log(point_cost(points[-1], cost)), 1 - points[-1].mean
+        predicted = float(a + b * x0)
+        df = len(hx) - 2
+        check = None
+        if df >= 1 and len(set(hx)) >= 2:
+            residual = hy - (a + b * hx)
+            s2 = float(residual @ residual) / df
+            se = math.sqrt(s2 * (1 / held + 1 / len(hx) + (x0 - hx.mean()) ** 2 / float(((hx - hx.mean()) ** 2).sum())))
+            check = abs(math.log(max(measured, 1e-6)) - predicted) <= t95(df) * se + 1e-9
+        alpha = Estimate(-fitted.value, fitted.se, fitted.df)
+        fits.append(ScalingFit(sweep, cost, alpha, log_a, math.exp(predicted), measured, check))
     return fits
+
+
+@dataclass
+class Analysis:
+    """The study's results, computed once: every section, table and figure of the report is written from here."""
+
+    runs: list[Run]
+    good: list[Run]  # the runs every conclusion rests on
+    failed: list[Run]  # diverged or collapsed: listed, counted nowhere
+    sweeps: list[Sweep]
+    matched: list[MatchedCost]
+    fits: list[ScalingFit]
+    controls: list[BudgetControl]
+    frontier: list[list[Run]]  # seed groups no cheaper one beats, by parameters
+    best: Run  # by validation accuracy, never by test
+    margin: float  # the equivalence margin declared in params.yaml (report.equivalence_margin)
+
+    @property
+    def comparisons(self) -> int:
+        """How many differences the report tests at 95%: at that rate about 1 in 20 is flagged by chance alone."""
+        return (sum(len(s.points) for s in self.sweeps) + sum(len(m.points) for m in self.matched)
+                + len(self.controls))
+
+
+def analyse(runs: list[Run], recipes: dict[str, dict[str, Any]], margin: float) -> Analysis:
+    failed = [run for run in runs if run.failure]
+    good = [run for run in runs if not run.failure]
+    if not good:
+        raise StageError(f"every declared model failed ({', '.join(r.name for r in runs)}): nothing to report")
+    sweeps = find_sweeps(good)
+    return Analysis(
+        runs=runs, good=good, failed=failed, sweeps=sweeps,
+        matched=[m for cost in COSTS for m in matched_cost(sweeps, cost)],
+        fits=[f for cost in COSTS for f in scaling_fits(sweeps, cost)],
+        controls=budget_controls(good, recipes),
+        frontier=frontier(seed_groups(good), lambda r: r.metrics["cost"]["params"]),
+        best=max(good, key=lambda r: r.metrics["val"]["accuracy"]),
+        margin=margin,
+    )

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from widthdepth.figures.grids import pyplot
-from widthdepth.study import COSTS, FEATURES, Run, ScalingFit, Sweep, point_cost, seed_groups
+from widthdepth.architectures import FAMILIES
+from widthdepth.study import COSTS, Run, ScalingFit, Sweep, point_cost, seed_groups
 
 
 def plot_sweeps(sweeps: list[Sweep], path: Path) -> None:
@@ -20,15 +21,15 @@ def plot_sweeps(sweeps: list[Sweep], path: Path) -> None:
         for sweep in (s for s in sweeps if s.feature.name == name):
             x = [p.value for p in sweep.points]
             y = [p.mean for p in sweep.points]
-            spread = [[p.mean - p.low for p in sweep.points], [p.high - p.mean for p in sweep.points]]
-            ax.errorbar(x, y, yerr=spread, marker="o", capsize=4, label=sweep.title)
+            bars = [p.estimate.half_width or 0.0 for p in sweep.points]  # 0: one seed, no interval
+            ax.errorbar(x, y, yerr=bars, marker="o", capsize=4, label=sweep.title)
             if sweep.feature.doubling:
                 ax.set_xscale("log", base=2)
         values = sorted({p.value for s in sweeps if s.feature.name == name for p in s.points})
         ax.set_xticks(values, [str(v) for v in values])
         ax.minorticks_off()
         ax.set_xlabel(f"{name} (" + "; ".join(dict.fromkeys(s.feature.label for s in sweeps if s.feature.name == name)) + ")")
-        ax.set_ylabel("test accuracy (bars: range over seeds)")
+        ax.set_ylabel("test accuracy (bars: 95% interval over seeds)")
         ax.set_title(f"Test accuracy against {name}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15))  # below the axes: no point hidden
@@ -47,10 +48,10 @@ def plot_cost(runs: list[Run], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     for ax, (key, label) in zip(axes, (("params", "parameters"), ("macs_per_image", "multiply-accumulates per image"))):
-        for family in FEATURES:
+        for family in dict.fromkeys(r.family for r in runs):
             members = [r for r in runs if r.family == family]
-            if members:
-                ax.scatter([r.metrics["cost"][key] for r in members], [r.test_accuracy for r in members], label=family)
+            ax.scatter([r.metrics["cost"][key] for r in members], [r.test_accuracy for r in members],
+                       marker=FAMILIES[family].marker, label=family)
         for group in seed_groups(runs):  # one label per model, however many seeds
             first = group[0]
             ax.annotate(first.name, (first.metrics["cost"][key], first.test_accuracy), fontsize=6, xytext=(3, 3), textcoords="offset points")
@@ -71,12 +72,11 @@ def plot_epochs(records: list[dict[str, Any]], runs: list[Run], path: Path) -> N
 
     plt = pyplot()
 
-    styles = dict(zip(FEATURES, ("-", "--", ":")))  # line style by family, colour by model
     colors = plt.get_cmap("tab20").colors
     fig, ax = plt.subplots(figsize=(10, 5.5))
     for i, run in enumerate(runs):
         mine = [r for r in records if r["model"] == run.name]
-        ax.plot([r["epoch"] for r in mine], [r["val_accuracy"] for r in mine], styles[run.family],
+        ax.plot([r["epoch"] for r in mine], [r["val_accuracy"] for r in mine], FAMILIES[run.family].line_style,  # colour by model
                 marker=".", color=colors[i % len(colors)], label=f"{run.name} ({run.family})")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
@@ -119,9 +119,10 @@ def plot_scaling(fits: list[ScalingFit], path: Path) -> None:
     for ax, cost in zip(axes[0], costs):
         for fit in (f for f in fits if f.cost == cost):
             x = [point_cost(p, cost) for p in fit.sweep.points]
-            line = ax.plot(x, [1 - p.mean for p in fit.sweep.points], "o", label=f"{fit.sweep.title}: alpha {fit.alpha:.3f}")[0]
+            label = f"alpha {fit.alpha.value:.3f}" if fit.check else "fit not cited: its held-out check " + ("failed" if fit.check is False else "is impossible")
+            line = ax.plot(x, [1 - p.mean for p in fit.sweep.points], "o", label=f"{fit.sweep.title}: {label}")[0]
             grid = np.geomspace(min(x), max(x), 50)
-            ax.plot(grid, [fit.predict(c) for c in grid], "-", color=line.get_color(), alpha=0.6)
+            ax.plot(grid, [fit.predict(c) for c in grid], "-" if fit.check else ":", color=line.get_color(), alpha=0.6)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(f"{COSTS[cost]} (log scale)")

@@ -28,6 +28,7 @@ import numpy as np
 
 from widthdepth import provenance, runtime
 from widthdepth.stage import atomic_path
+from widthdepth.training.log import EPOCH_METRICS
 
 log = logging.getLogger("train")
 
@@ -35,9 +36,6 @@ log = logging.getLogger("train")
 # the run diverged: a healthy run starts near 1x and falls.
 DIVERGED_LOSS_FACTOR = 3.0
 
-# Training-log names of Keras' epoch logs.
-LOG_NAMES = {"loss": "train/loss", "accuracy": "train/accuracy", "val_loss": "val/loss", "val_accuracy": "val/accuracy",
-             "epoch_seconds": "epoch_seconds"}
 
 
 @dataclass
@@ -106,7 +104,7 @@ class LiveLog(keras.callbacks.Callback):
 
 def epoch_record(logs: dict) -> dict[str, float]:
     """One epoch of the training log; a non-finite value (a diverged run) is kept as NaN."""
-    return {name: float(logs[key]) for key, name in LOG_NAMES.items() if key in logs}
+    return {name: float(logs[key]) for key, name in EPOCH_METRICS.items() if key in logs}
 
 
 class Checkpoint(keras.callbacks.Callback):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from widthdepth.architectures import WIDTH_KNOB, build_model, check_spec, complexity
+from widthdepth.architectures import FAMILIES, build_model, check_spec, complexity
 from widthdepth.stage import StageError, check_name
 
 # The memory check's estimate of training memory, in float32 values: each parameter is held
@@ -106,7 +106,7 @@ def check_memory(name: str, declaration: dict[str, Any], recipe: dict[str, Any],
     limit = memory_limit()
     if needed > limit:
         raise StageError(
-            f"params.yaml: models.{name}.{WIDTH_KNOB[spec['family']]} makes a model too large to train here: an estimated "
+            f"params.yaml: models.{name}.{FAMILIES[spec['family']].width_knob} makes a model too large to train here: an estimated "
             f"{needed / 2**30:.1f} GiB ({params:,} parameters, {activations:,} activation values per image at "
             f"recipes.{declaration['recipe']}.batch_size {batch}), over the limit of {limit / 2**30:.1f} GiB "
             f"({MEMORY_FRACTION:.0%} of the available memory; set {MEMORY_LIMIT_VARIABLE} to change it)"
