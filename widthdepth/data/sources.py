@@ -17,7 +17,7 @@ class RemoteFile:
 
 @dataclass(frozen=True)
 class Source:
-    format: str  # the reader in stages/readers.py that decodes it
+    format: str  # the reader in widthdepth/data/readers.py that decodes it
     mirror_dir: str  # the folder name used by Keras' cache and /usr/share/datasets
     files: tuple[RemoteFile, ...]
     classes: tuple[str, ...] = ()  # empty: the archive itself names its classes

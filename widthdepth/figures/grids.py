@@ -1,4 +1,4 @@
-"""Headless matplotlib, and a titled grid of images (prepare's samples, evaluate's misclassified images)."""
+"""Headless matplotlib, and a titled grid of images (the report's sample images, evaluate's misclassified images)."""
 
 from __future__ import annotations
 
