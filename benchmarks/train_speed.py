@@ -1,6 +1,6 @@
 """Training speed: each declared model's throughput against the machine's limit, runtime settings side by side, pipeline overhead, switches.
 
-Needs `data/prepared` (run `dvc repro prepare` first). Parts, each optional:
+Needs `data/prepared` (run `dvc repro prepare` first), or PREPARED_DATA=<folder>. Parts, each optional:
 
   throughput  images per second of each model in params.yaml, built and compiled as the
               `train` stage does (widthdepth.training.recipes.compiled_model); its training
@@ -13,10 +13,15 @@ Needs `data/prepared` (run `dvc repro prepare` first). Parts, each optional:
   overhead    the `train` stage, run as DVC runs it, against a bare `model.fit` of the same
               compiled model, data and epochs (the stage adds validation, the training log,
               a checkpoint per epoch and the divergence check); best of --repeats.
-  switches    one model as declared, at twice its batch size, without augmentation layers,
-              under XLA, with 16 steps per call into the backend, and in mixed_bfloat16.
+  switches    one model as declared, at twice its batch size, with its augmentation as layers
+              in the model and on the data, under XLA, with 16 steps per call into the
+              backend, and in mixed_bfloat16.
+  seeds       the `train` stage, run as DVC runs it, for each of --seed-models: one seed with
+              the augmentation as Keras layers (the recipe before issue #15), one seed with it
+              on the data, and --seeds seeds trained at once; wall seconds of the whole process
+              and the training seconds its log records, side by side in one run.
 
-    python benchmarks/train_speed.py [--parts throughput,settings,overhead,switches] [--models a,b]
+    python benchmarks/train_speed.py [--parts throughput,settings,overhead,switches,seeds] [--models a,b]
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from widthdepth import runtime  # noqa: E402
 
-DATA = ROOT / "data" / "prepared"
+DATA = Path(os.environ.get("PREPARED_DATA", ROOT / "data" / "prepared"))  # or another prepared folder
 SETTINGS = {
     "oneDNN off": {"TF_ENABLE_ONEDNN_OPTS": "0"},
     "oneDNN on": {"TF_ENABLE_ONEDNN_OPTS": "1"},
@@ -186,6 +191,26 @@ def overhead(params: dict, name: str, train_images: int, repeats: int) -> None:
     print(f"pipeline overhead: {100 * (stage_s / bare_s - 1):+.1f}%")
 
 
+def seeds_side_by_side(params: dict, names: list[str], train_images: int, seeds: int) -> None:
+    """The train stage per variant, in a fresh process each, on the first `train_images` images."""
+    variants = [("1 seed, augmentation as layers", {"augment": "layers"}, 1), ("1 seed, augmentation on the data", {"augment": "data"}, 1),
+                (f"{seeds} seeds at once, augmentation on the data", {"augment": "data"}, seeds)]
+    print(f"\nseeds: the train stage, {train_images:,} training images, whole processes, one run each")
+    print("| model | variant | wall s | training s per seed (from the logs) | wall s per seed |\n|---|---|---|---|---|")
+    for name in names:
+        for label, recipe_change, count in variants:
+            spec = {**params["models"][name], "seeds": count}
+            recipe = {**params["recipes"][spec["recipe"]], **recipe_change}
+            with tempfile.TemporaryDirectory() as tmp:
+                work = Path(tmp)
+                subset(work / "data", train_images)
+                (work / "params.yaml").write_text(yaml.safe_dump({**params, "models": {name: spec}, "recipes": {spec["recipe"]: recipe}}))
+                wall = timed([sys.executable, "-m", "stages.train", "--model", name, "data", "models", "live"], work)
+                logs = [json.loads(path.read_text()) for path in sorted((work / "live" / name).glob("seed_*/metrics.json"))]
+            training = ", ".join(f"{log['training_seconds']:.0f}" for log in logs)
+            print(f"| {name} | {label} | {wall:.0f} | {training} | {wall / count:.0f} |", flush=True)
+
+
 def switches(params: dict, name: str, images: int) -> None:
     import keras
 
@@ -193,7 +218,7 @@ def switches(params: dict, name: str, images: int) -> None:
     spec = params["models"][name]
     recipe = params["recipes"][spec["recipe"]]
     rows = [("as declared (float32)", recipe, {}), ("batch size x2", {**recipe, "batch_size": 2 * recipe["batch_size"]}, {}),
-            ("no augmentation layers", {**recipe, "flip": False, "translate": 0.0}, {}),
+            ("augmentation as layers", {**recipe, "augment": "layers"}, {}), ("augmentation on the data", {**recipe, "augment": "data"}, {}),
             ("XLA (jit_compile=True)", recipe, {"jit_compile": True}), ("16 steps per execution", recipe, {"steps_per_execution": 16})]
     print(f"\nswitches: {name}, {images} images\n| switch | img/s |\n|---|---|")
     for label, variant, compile_args in rows:
@@ -212,6 +237,9 @@ def main() -> None:
     parser.add_argument("--overhead-images", type=int, default=9000)
     parser.add_argument("--switch-model", default="alex_w32")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--seed-models", default="alex_w2,inc_base")
+    parser.add_argument("--seed-images", type=int, default=45000, help="training images of the seeds part")
+    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--json", help="also write the throughput part's numbers to this file")
     args = parser.parse_args()
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -231,6 +259,8 @@ def main() -> None:
         overhead(params, args.overhead_model, args.overhead_images, args.repeats)
     if "switches" in parts:
         switches(params, args.switch_model, args.images)
+    if "seeds" in parts:
+        seeds_side_by_side(params, args.seed_models.split(","), args.seed_images, args.seeds)
 
 
 if __name__ == "__main__":

@@ -38,11 +38,11 @@ def main() -> None:
     samples = (np.load(args.data / "x_train.npy", mmap_mode="r")[:25], np.load(args.data / "y_train.npy", mmap_mode="r")[:25])
     params = {section: load_params(section) for section in ("data", "recipes", "report")}
     margin = check_report_params(params["report"])
-    runs = load_runs(load_params("models"), tuple(info["image_shape"]), args.metrics, args.training_logs)
+    runs = load_runs(load_params("models"), tuple(info["image_shape"]), args.metrics, args.training_logs, info["splits"]["val"]["count"])
     analysis = analyse(runs, params["recipes"], margin)
     with atomic_path(args.out, directory=True) as folder:
         write_report(folder, info, params, analysis, args.training_logs, args.confusion, samples)
-    log.info("%d models (%d failed); best by validation accuracy: %s", len(runs), len(analysis.failed), analysis.best.name)
+    log.info("%d runs (%d failed); best by validation accuracy: %s", len(runs), len(analysis.failed), analysis.best[0].name)
 
 
 if __name__ == "__main__":

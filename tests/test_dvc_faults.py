@@ -1,5 +1,6 @@
 """Hostile names and failed stages under `dvc repro`, in a throwaway repository: no name reaches
-a shell, and after any failure `dvc checkout` brings back the previous outputs with nothing stray."""
+a shell, and after any failure `dvc checkout` brings back the previous outputs with nothing stray.
+Its tiny_alex declares two seeds, trained at once: killed, they resume to the same weights."""
 
 from __future__ import annotations
 
@@ -11,16 +12,23 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
 
-from tests.repos import ENV, TINY_ALEX, TINY_MODELS, commit, dvc, edit_params, git, pipeline_repo
+from tools import sync_dvc_yaml
+
+from tests.repos import ENV, TINY_ALEX, commit, dvc, edit_params, git, pipeline_repo
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny pipeline, reproduced and committed; tiny_alex trains long enough to be killed mid-run."""
+    """The tiny pipeline, reproduced and committed; tiny_alex has two seeds and trains long enough to be killed mid-run."""
     repo = pipeline_repo(tmp_path_factory.mktemp("faults"))
-    edit_params(repo, **{"recipes.modern": {"epochs": 40, "learning_rate": 0.01}})  # no divergence on 2 classes
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    edit_params(repo, recipes={"slow": {**params["recipes"]["modern"], "epochs": 40, "learning_rate": 0.01}},
+                **{"models.tiny_alex": {"recipe": "slow", "seeds": 2}})
+    (repo / "dvc.yaml").write_text(sync_dvc_yaml.synced((repo / "dvc.yaml").read_text(), yaml.safe_load((repo / "params.yaml").read_text())["models"]))
     dvc(repo, "repro")
     commit(repo, "reproduced")
     return repo
@@ -45,7 +53,7 @@ def stray(repo: Path) -> list[str]:
 @pytest.mark.parametrize("name", ["a;touch pwned", "$(touch pwned)", "`touch pwned`", "a b", "-x", "modèle", "a/b"])
 def test_a_hostile_model_name_reaches_no_shell_and_writes_nothing(repo: Path, name: str) -> None:
     before = outputs(repo)
-    edit_params(repo, models={**TINY_MODELS, name: TINY_ALEX})
+    edit_params(repo, models={name: TINY_ALEX})  # added beside the others
     result = repro(repo, "repro")
     git(repo, "checkout", "params.yaml")
     assert result.returncode != 0
@@ -56,7 +64,7 @@ def test_a_hostile_model_name_reaches_no_shell_and_writes_nothing(repo: Path, na
 
 def test_a_name_that_would_make_an_output_path_outside_its_folder_is_refused_by_dvc(repo: Path) -> None:
     before = outputs(repo)
-    edit_params(repo, models={**TINY_MODELS, "..": TINY_ALEX})
+    edit_params(repo, models={"..": TINY_ALEX})  # added beside the others
     result = repro(repo, "repro")
     git(repo, "checkout", "params.yaml")
     assert result.returncode != 0 and "train@.." in result.stderr and "overlap" in result.stderr
@@ -65,19 +73,33 @@ def test_a_name_that_would_make_an_output_path_outside_its_folder_is_refused_by_
 
 
 def test_a_hostile_name_in_an_experiment_is_refused_too(repo: Path) -> None:
-    edit_params(repo, models={**TINY_MODELS, "x;touch pwned": TINY_ALEX})
+    edit_params(repo, models={"x;touch pwned": TINY_ALEX})  # added beside the others
     result = repro(repo, "exp", "run")
     git(repo, "checkout", "params.yaml")
     assert result.returncode != 0 and "models name 'x;touch pwned' is not allowed" in result.stdout + result.stderr
     assert not list(repo.parent.rglob("pwned")) and stray(repo) == []
 
 
+def test_two_seeds_train_at_once_and_the_report_pools_them(repo: Path) -> None:
+    assert sorted(p.name for p in (repo / "models" / "tiny_alex").iterdir()) == ["seed_0.keras", "seed_1.keras"]
+    assert sorted(p.name for p in (repo / "metrics" / "tiny_alex").iterdir()) == ["seed_0.json", "seed_1.json"]
+    logged = [yaml.safe_load((repo / "dvclive" / "tiny_alex" / f"seed_{k}" / "params.yaml").read_text()) for k in (0, 1)]
+    assert [entry["seed"] for entry in logged] == [0, 1] and all(entry["runtime"]["TF_NUM_INTRAOP_THREADS"] == "1" for entry in logged)
+    summary = (repo / "report" / "summary.csv").read_text().splitlines()
+    assert [line.split(",")[:4] for line in summary if line.startswith("tiny_alex,")] == [
+        ["tiny_alex", "alexnet", "slow", "0"], ["tiny_alex", "alexnet", "slow", "1"]]  # each seed its own run, one point
+
+
 def test_after_a_killed_train_dvc_checkout_restores_it_and_a_damaged_checkpoint_does_not_block(repo: Path) -> None:
+    import keras
+
     before = outputs(repo)
+    uninterrupted = [keras.saving.load_model(repo / "models" / "tiny_alex" / f"seed_{k}.keras").get_weights() for k in (0, 1)]
     process = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--force", "train@tiny_alex"], cwd=repo, env=ENV,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    checkpoint = repo / "checkpoints" / "tiny_alex"
-    while process.poll() is None and not (checkpoint / "state.json").exists():
+    checkpoint = repo / "checkpoints" / "tiny_alex" / "seed_0"
+    states = [repo / "checkpoints" / "tiny_alex" / f"seed_{k}" / "state.json" for k in (0, 1)]
+    while process.poll() is None and not all(state.exists() for state in states):
         time.sleep(0.02)
     time.sleep(0.3)  # into a later epoch
     os.killpg(process.pid, signal.SIGKILL)
@@ -91,9 +113,13 @@ def test_after_a_killed_train_dvc_checkout_restores_it_and_a_damaged_checkpoint_
 
     model = checkpoint / "model.keras"  # a checkpoint damaged by the kill or by the disk
     model.write_bytes(model.read_bytes()[:100])
-    rerun = dvc(repo, "repro", "--force", "train@tiny_alex")
-    assert "Running stage 'train@tiny_alex'" in rerun
-    assert not checkpoint.exists() and (repo / "models" / "tiny_alex.keras").exists()
+    rerun = repro(repo, "repro", "--force", "train@tiny_alex")
+    assert rerun.returncode == 0, rerun.stderr
+    assert "checkpoint checkpoints/tiny_alex/seed_0 cannot be read" in rerun.stderr and "tiny_alex seed 1: resuming after epoch" in rerun.stderr
+    assert not checkpoint.exists() and (repo / "models" / "tiny_alex" / "seed_0.keras").exists()
+    for k in (0, 1):  # seed 0 started over, seed 1 resumed: both end as the uninterrupted run did
+        for a, b in zip(uninterrupted[k], keras.saving.load_model(repo / "models" / "tiny_alex" / f"seed_{k}.keras").get_weights()):
+            np.testing.assert_array_equal(a, b)
     assert not any(path.exists() for path in leftovers)  # the next run cleans up
     git(repo, "checkout", "dvc.lock")  # the rerun saved another .keras file (timestamps): back to the committed one
     dvc(repo, "checkout")

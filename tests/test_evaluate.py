@@ -47,7 +47,7 @@ def test_metrics_confusion_and_grid(workdir: Path) -> None:
     write_params()
     run_stage("train", "--model", "tiny_alex", "data", "models", "dvclive")
     run_stage("evaluate", "--model", "tiny_alex", "data", "models", "dvclive", "metrics", "plots")
-    metrics = json.loads(Path("metrics/tiny_alex.json").read_text())
+    metrics = json.loads(Path("metrics/tiny_alex/seed_0.json").read_text())
     assert flat_keys(metrics) == readme_metric_keys(["class0", "class1", "class2"])
     records = json.loads(Path("plots/confusion/tiny_alex.json").read_text())
     y_test = np.load("data/y_test.npy")
@@ -57,7 +57,7 @@ def test_metrics_confusion_and_grid(workdir: Path) -> None:
     per_class = metrics["per_class_accuracy"]
     assert list(per_class) == ["class0", "class1", "class2"]
     assert np.isclose(np.mean(list(per_class.values())), accuracy, atol=1e-3)  # balanced test set
-    training = json.loads(Path("dvclive/tiny_alex/metrics.json").read_text())
+    training = json.loads(Path("dvclive/tiny_alex/seed_0/metrics.json").read_text())
     assert metrics["cost"]["params"] == training["params"] and metrics["epochs"] == training["epochs"] == 2
     assert Path("plots/misclassified/tiny_alex.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -70,7 +70,7 @@ def test_every_split_is_scored_by_one_function(workdir: Path) -> None:
     write_params()
     run_stage("train", "--model", "tiny_alex", "data", "models", "dvclive")
     run_stage("evaluate", "--model", "tiny_alex", "data", "models", "dvclive", "metrics", "plots")
-    metrics = json.loads(Path("metrics/tiny_alex.json").read_text())
+    metrics = json.loads(Path("metrics/tiny_alex/seed_0.json").read_text())
     assert metrics["val"] == metrics["test"] and metrics["diverged"] is False
 
 

@@ -70,7 +70,7 @@ def test_the_model_name_comes_from_dvc_stage(workdir: Path, monkeypatch: pytest.
     write_train_params(epochs=1)
     monkeypatch.setenv("DVC_STAGE", "train@tiny_mlp")
     run_stage("train", "data", "models", "dvclive")
-    assert [p.name for p in Path("models").iterdir()] == ["tiny_mlp.keras"]
+    assert [p.name for p in Path("models").iterdir()] == ["tiny_mlp"] and Path("models/tiny_mlp/seed_0.keras").exists()
     monkeypatch.setenv("DVC_STAGE", "train@$(touch pwned)")
     with pytest.raises(StageError, match=r"^params.yaml: models name '\$\(touch pwned\)' is not allowed"):
         run_stage("train", "data", "models", "dvclive")
@@ -197,21 +197,21 @@ def test_a_damaged_checkpoint_is_set_aside_and_training_starts_over(workdir: Pat
     info = builders.write_prepared(workdir / "data", shape=(16, 16, 3))
     write_train_params(epochs=2)
     run_stage("train", "--model", "tiny_alex", "data", "models", "dvclive")
-    clean = Path("models/tiny_alex.keras").read_bytes()
+    clean = Path("models/tiny_alex/seed_0.keras").read_bytes()
 
     from widthdepth.training.loop import run_fingerprint
 
     recipe = {**RECIPE, "epochs": 2}
-    checkpoint = Path("checkpoints/tiny_alex")
+    checkpoint = Path("checkpoints/tiny_alex/seed_0")
     checkpoint.mkdir(parents=True)
-    state = {"fingerprint": run_fingerprint(MODELS["tiny_alex"], recipe, info, runtime.settings()), "epoch": 1}
+    state = {"fingerprint": run_fingerprint(MODELS["tiny_alex"], 0, recipe, info, runtime.settings()), "epoch": 1}
     (checkpoint / "state.json").write_text(json.dumps(state))
     (checkpoint / "model.keras").write_bytes(clean[: len(clean) // 3])  # truncated mid-write
     run_stage("train", "--model", "tiny_alex", "data", "models", "dvclive")
-    assert "checkpoints/tiny_alex cannot be read" in caplog.text and "set aside as checkpoints/tiny_alex.unreadable" in caplog.text
-    assert "resuming" not in caplog.text
-    assert Path("checkpoints/tiny_alex.unreadable/model.keras").exists() and not checkpoint.exists()
-    assert json.loads(Path("dvclive/tiny_alex/metrics.json").read_text())["epochs"] == 2
+    assert "checkpoint checkpoints/tiny_alex/seed_0 cannot be read" in caplog.text
+    assert "set aside as checkpoints/.unreadable/tiny_alex/seed_0, training starts over" in caplog.text and "resuming" not in caplog.text
+    assert Path("checkpoints/.unreadable/tiny_alex/seed_0/model.keras").exists() and not checkpoint.exists()
+    assert json.loads(Path("dvclive/tiny_alex/seed_0/metrics.json").read_text())["epochs"] == 2
 
 
 def test_a_failed_write_names_the_file_and_the_reason(workdir: Path) -> None:
@@ -259,12 +259,12 @@ def test_evaluating_a_truncated_model_says_it_is_damaged(workdir: Path) -> None:
     builders.write_prepared(workdir / "data", shape=(16, 16, 3))
     write_train_params(epochs=1)
     run_stage("train", "--model", "tiny_mlp", "data", "models", "dvclive")
-    model = Path("models/tiny_mlp.keras")
+    model = Path("models/tiny_mlp/seed_0.keras")
     model.write_bytes(model.read_bytes()[:500])
-    with pytest.raises(StageError, match=r"^models/tiny_mlp.keras cannot be loaded, it is damaged or not a .keras model \(\w+\); "
-                                         r"rerun `dvc repro train@tiny_mlp` or `dvc checkout models/tiny_mlp.keras`$"):
+    with pytest.raises(StageError, match=r"^models/tiny_mlp/seed_0.keras cannot be loaded, it is damaged or not a .keras model \(\w+\); "
+                                         r"rerun `dvc repro train@tiny_mlp` or `dvc checkout models/tiny_mlp`$"):
         run_stage("evaluate", "--model", "tiny_mlp", "data", "models", "dvclive", "metrics", "plots")
-    assert not Path("metrics").exists()
+    assert not Path("metrics/tiny_mlp").exists() and not Path("plots").exists()
 
 
 def test_a_backend_that_is_not_installed_is_named(monkeypatch: pytest.MonkeyPatch) -> None:

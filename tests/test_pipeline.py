@@ -50,12 +50,12 @@ def test_plots_show_renders_every_plot_in_a_browser(reproduced: tuple[Path, str]
 def test_repro_runs_once_and_reruns_only_what_changed(reproduced: tuple[Path, str]) -> None:
     repo, output = reproduced
     assert ran(output) == STAGES
-    assert (repo / "models/tiny_alex.keras").exists() and (repo / "dvclive/tiny_mlp/metrics.json").exists()
+    assert (repo / "models/tiny_alex/seed_0.keras").exists() and (repo / "dvclive/tiny_mlp/seed_0/metrics.json").exists()
     assert np.load(repo / "data/prepared/x_val.npy").shape == (4, 8, 8, 3)
     assert (repo / "report/samples.png").exists()
     report = (repo / "report/report.md").read_text()
     assert "alexnet width (modern recipe, 1 convolution layers)" in report
-    assert model_artifacts(repo) == {name: ("model", f"models/{name}.keras") for name in ("tiny_alex", "tiny_alex_w8", "tiny_mlp")}
+    assert model_artifacts(repo) == {name: ("model", f"models/{name}") for name in ("tiny_alex", "tiny_alex_w8", "tiny_mlp")}
     assert stale_stages(repo) == set()
 
     output = dvc(repo, "repro")
@@ -65,10 +65,10 @@ def test_repro_runs_once_and_reruns_only_what_changed(reproduced: tuple[Path, st
     assert stale_stages(repo) == {"train@tiny_alex", "report"}
     assert ran(dvc(repo, "repro")) == {"train@tiny_alex", "evaluate@tiny_alex", "report"}
     shown = next(iter(json.loads(dvc(repo, "metrics", "show", "--json")).values()))["data"]
-    assert set(shown) == {"metrics/tiny_alex.json", "metrics/tiny_alex_w8.json", "metrics/tiny_mlp.json"}
+    assert set(shown) == {"metrics/tiny_alex/seed_0.json", "metrics/tiny_alex_w8/seed_0.json", "metrics/tiny_mlp/seed_0.json"}
     changed = json.loads(dvc(repo, "metrics", "diff", "HEAD", "--json"))
-    assert set(changed) == {"metrics/tiny_alex.json"}
-    assert changed["metrics/tiny_alex.json"]["cost.params"]["diff"] > 0
+    assert set(changed) == {"metrics/tiny_alex/seed_0.json"}
+    assert changed["metrics/tiny_alex/seed_0.json"]["cost.params"]["diff"] > 0
     output = dvc(repo, "plots", "diff", "HEAD", "-o", str(repo.parent / "diff"))
     assert "WARNING" not in output and "ERROR" not in output, output
 

@@ -14,6 +14,7 @@ import yaml
 from widthdepth import report
 from widthdepth.architectures import check_spec
 from widthdepth.stage import StageError
+from widthdepth.training.recipes import seeds_of
 from widthdepth.study import (
     Estimate, budget_controls, difference, find_sweeps, frontier, make_run, matched_cost, mean_estimate, scaling_fits, seed_groups, t95,
 )
@@ -37,15 +38,16 @@ def fake_metrics(test_accuracy: float, params: int, val_accuracy: float | None =
 
 
 def runs_of(models: dict, accuracy: dict[str, float]) -> list:
-    return [make_run(n, d, check_spec(n, d, SHAPE), fake_metrics(accuracy.get(n, 0.5), 1000 + i)) for i, (n, d) in enumerate(models.items())]
+    """One run per seed of each model."""
+    return [make_run(n, d, check_spec(n, d, SHAPE), fake_metrics(accuracy.get(n, 0.5), 1000 + i), seed)
+            for i, (n, d) in enumerate(models.items()) for seed in seeds_of(d)]
 
 
 def test_sweeps_of_the_default_study() -> None:
     models = yaml.safe_load((ROOT / "params.yaml").read_text())["models"]
     sweeps = {(s.family, s.feature.name, s.recipe): s for s in find_sweeps(runs_of(models, {}))}
     points = {key: [(p.value, [r.name for r in p.runs]) for p in s.points] for key, s in sweeps.items()}
-    alex_w16 = ["alex_w16", "alex_w16_seed1", "alex_w16_seed2"]
-    inc_base = ["inc_base", "inc_base_seed1", "inc_base_seed2"]
+    alex_w16, inc_base = ["alex_w16"] * 3, ["inc_base"] * 3  # three seeds each
     assert points[("alexnet", "width", "modern")] == [(2, ["alex_w2"]), (4, ["alex_w4"]), (8, ["alex_w8"]), (16, alex_w16), (32, ["alex_w32"])]
     assert points[("alexnet", "depth", "modern")] == [(3, ["alex_c1"]), (6, alex_w16), (9, ["alex_c3"]), (12, ["alex_c4"])]
     assert points[("alexnet", "width", "notebook")] == [(32, ["seed_base"]), (64, ["seed_wide"])]
@@ -112,17 +114,21 @@ def test_frontier_keeps_models_no_cheaper_model_beats() -> None:
 
 def write_results(folder: Path, models: dict, accuracy: dict[str, float], val: dict[str, float], diverged: dict[str, int] = {},
                   recipe_changes: dict[str, dict] = {}, notebook: dict[str, float] = {}) -> None:
-    """metrics/, dvclive/ and plots/confusion/ as evaluate and train write them, and params.yaml; `diverged`: model -> epoch."""
+    """metrics/, dvclive/ and plots/confusion/ as evaluate and train write them, and params.yaml; `diverged`: model -> epoch.
+    A model that declares `seeds` takes a list of test accuracies, one per seed."""
     for i, name in enumerate(models):
-        (folder / "metrics").mkdir(parents=True, exist_ok=True)
-        metrics = fake_metrics(accuracy[name], 100 * (i + 1), val[name], diverged.get(name, 0))
-        (folder / "metrics" / f"{name}.json").write_text(json.dumps(metrics))
-        for split in ("train", "val"):
-            logs = folder / "dvclive" / name / "plots" / "metrics" / split
-            logs.mkdir(parents=True)
-            (logs / "accuracy.tsv").write_text("step\taccuracy\n0\t0.3\n1\t0.4\n2\t0.45\n" if name not in diverged else "step\taccuracy\n0\t0.3\n1\tnan\n")
-            (logs / "loss.tsv").write_text("step\tloss\n0\t2.1\n1\t1.5\n2\t1.2\n" if name not in diverged else "step\tloss\n0\t2.1\n1\tnan\n")
-        (folder / "dvclive" / name / "params.yaml").write_text("machine: Test CPU, AVX2, 2 cores\n")
+        seeds = seeds_of(models[name])
+        accuracies = accuracy[name] if isinstance(accuracy[name], list) else [accuracy[name]] * len(seeds)
+        for seed, test_accuracy in zip(seeds, accuracies, strict=True):
+            (folder / "metrics" / name).mkdir(parents=True, exist_ok=True)
+            metrics = fake_metrics(test_accuracy, 100 * (i + 1), val[name], diverged.get(name, 0))
+            (folder / "metrics" / name / f"seed_{seed}.json").write_text(json.dumps(metrics))
+            for split in ("train", "val"):
+                logs = folder / "dvclive" / name / f"seed_{seed}" / "plots" / "metrics" / split
+                logs.mkdir(parents=True)
+                (logs / "accuracy.tsv").write_text("step\taccuracy\n0\t0.3\n1\t0.4\n2\t0.45\n" if name not in diverged else "step\taccuracy\n0\t0.3\n1\tnan\n")
+                (logs / "loss.tsv").write_text("step\tloss\n0\t2.1\n1\t1.5\n2\t1.2\n" if name not in diverged else "step\tloss\n0\t2.1\n1\tnan\n")
+            (folder / "dvclive" / name / f"seed_{seed}" / "params.yaml").write_text("machine: Test CPU, AVX2, 2 cores\n")
         records = [{"actual": CLASSES[i % 2], "predicted": CLASSES[(i // 3) % 2]} for i in range(6)]
         (folder / "plots" / "confusion").mkdir(parents=True, exist_ok=True)
         (folder / "plots" / "confusion" / f"{name}.json").write_text(json.dumps(records))
@@ -132,7 +138,7 @@ def write_results(folder: Path, models: dict, accuracy: dict[str, float], val: d
     np.save(folder / "data" / "x_train.npy", builders.random_images(30, SHAPE, seed=0))
     np.save(folder / "data" / "y_train.npy", builders.balanced_labels(30, len(CLASSES), seed=0))
     recipe = {"epochs": 3, "batch_size": 8, "optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 0.0,
-              "warmup_epochs": 0, "schedule": "cosine", "label_smoothing": 0.1, "inputs": "standardize", "flip": True, "translate": 0.1}
+              "warmup_epochs": 0, "schedule": "cosine", "label_smoothing": 0.1, "inputs": "standardize", "flip": True, "translate": 0.1, "augment": "data"}
     params = {"data": {"dataset": "imagefolder", "source": "/somewhere/insects.zip"}, "models": models,
               "recipes": {name: {**recipe, **recipe_changes.get(name, {})} for name in {d["recipe"] for d in models.values()}},
               "report": {"equivalence_margin": 0.01, "notebook": notebook}}
@@ -158,7 +164,7 @@ def test_report_writes_table_plots_and_conclusion(workdir: Path) -> None:
     assert "- alexnet width (modern recipe, 3 convolution layers): +0.1100 ± " in text
     assert "| 16 | 250 | 2,500 | 0.6100 ± 0.1271 | 2 |  |  |" in text  # the mean of 2 seeds, at t(1) = 12.706
     assert "| 8 | 100 | 1,000 | 0.5000 | 1 | +0.1100 | no interval (one seed) |" in text
-    assert "Best model by validation accuracy: w16 (validation 0.7000, test 0.6000" in text
+    assert "Best model by validation accuracy: w16 (validation 0.6600 ± " in text and "test 0.6100 ± 0.1271, 2 seeds" in text
     assert "## Accuracy per parameter" in text and "tests 2 differences at 95%" in text
     for figure in ("samples", "sweeps", "cost", "scaling", "epochs", "confusion_best"):
         assert Path(f"report/{figure}.png").read_bytes()[:4] == b"\x89PNG" and f"]({figure}.png)" in text
@@ -203,12 +209,13 @@ def test_missing_or_incomplete_metrics_stop_the_report_and_write_nothing(workdir
     params = yaml.safe_load(Path("params.yaml").read_text())
     params["models"]["b"] = {"family": "mlp", "recipe": "modern", "widths": [4]}
     Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    with pytest.raises(StageError, match="metrics/b.json"):
+    with pytest.raises(StageError, match="metrics/b/seed_0.json"):
         run_stage("report", *REPORT_ARGS)
-    metrics = json.loads(Path("metrics/a.json").read_text())
+    metrics = json.loads(Path("metrics/a/seed_0.json").read_text())
     del metrics["cost"]["macs_per_image"]
-    Path("metrics/b.json").write_text(json.dumps(metrics))
-    with pytest.raises(StageError, match=r"metrics/b.json: 'cost' must hold macs_per_image"):
+    Path("metrics/b").mkdir()
+    Path("metrics/b/seed_0.json").write_text(json.dumps(metrics))
+    with pytest.raises(StageError, match=r"metrics/b/seed_0.json: 'cost' must hold macs_per_image"):
         run_stage("report", *REPORT_ARGS)
     assert not Path("report").exists()
 
@@ -294,9 +301,9 @@ def test_a_run_that_collapsed_in_inference_mode_is_flagged_and_counts_nowhere(wo
     models = {"w8": {**ALEX, "filters": 8}, "w16": {**ALEX, "filters": 16}, "w32": {**ALEX, "filters": 32}}
     accuracy = {"w8": 0.5, "w16": 0.6, "w32": 0.2}
     write_results(workdir, models, accuracy, accuracy)
-    metrics = json.loads(Path("metrics/w32.json").read_text())
+    metrics = json.loads(Path("metrics/w32/seed_0.json").read_text())
     metrics["train"]["accuracy"] = 0.2  # the saved model; its training log says 0.45 in training mode
-    Path("metrics/w32.json").write_text(json.dumps(metrics))
+    Path("metrics/w32/seed_0.json").write_text(json.dumps(metrics))
     run_stage("report", *REPORT_ARGS)
     text = Path("report/report.md").read_text()
     failed = text.split("## Failed runs")[1].split("## Summary")[0]
@@ -346,7 +353,7 @@ def test_a_family_registered_in_one_record_builds_trains_and_runs_through_the_re
     declaration = {"family": "plain", "recipe": "modern", "filters": 4, "layers": 3}
     info = {"mean": [127.5] * 3, "std": [73.9] * 3, "image_shape": [8, 8, 3], "classes": CLASSES}
     recipe = {"epochs": 1, "batch_size": 4, "optimizer": "sgd", "learning_rate": 0.01, "momentum": 0.9, "weight_decay": 0.0,
-              "warmup_epochs": 0, "schedule": "constant", "label_smoothing": 0.0, "inputs": "standardize", "flip": True, "translate": 0.1}
+              "warmup_epochs": 0, "schedule": "constant", "label_smoothing": 0.0, "inputs": "standardize", "flip": True, "translate": 0.1, "augment": "layers"}
     model = compiled_model("p", declaration, recipe, info, 1)
     assert np.isfinite(model.train_on_batch(builders.random_images(4, (8, 8, 3), 0), keras.utils.to_categorical([0, 1, 0, 1], 2))[0])
     assert complexity(check_spec("p", declaration, (8, 8, 3)), (8, 8, 3), 2)[0] == model.count_params()
@@ -358,3 +365,18 @@ def test_a_family_registered_in_one_record_builds_trains_and_runs_through_the_re
     text = Path("report/report.md").read_text()
     assert "plain width (modern recipe, 2 convolution layers)" in text and "plain depth (modern recipe, 8 filters per layer)" in text
     assert Path("report/cost.png").exists() and Path("report/epochs.png").exists()
+
+
+def test_the_seeds_of_one_model_are_one_point_with_an_interval(workdir: Path) -> None:
+    models = {"w8": {**ALEX, "filters": 8, "seeds": 3}, "w16": {**ALEX, "filters": 16, "seeds": 3, "seed": 10}}
+    write_results(workdir, models, {"w8": [0.50, 0.52, 0.54], "w16": [0.60, 0.61, 0.62]}, {"w8": 0.5, "w16": 0.6})
+    run_stage("report", *REPORT_ARGS)
+    text = Path("report/report.md").read_text()
+    half = 4.303 * 0.02 / math.sqrt(3)  # sd 0.02 of 3 seeds, t at 2 degrees of freedom
+    assert f"| 8 | 100 | 1,000 | 0.5200 ± {half:.4f} | 3 |" in text
+    step = difference([0.60, 0.61, 0.62], [0.50, 0.52, 0.54])
+    assert f"| {step.text(-4)} | higher |" in text
+    with open("report/summary.csv", newline="") as file:
+        assert [(r["model"], r["seed"]) for r in csv.DictReader(file)] == [("w8", "0"), ("w8", "1"), ("w8", "2"), ("w16", "10"), ("w16", "11"), ("w16", "12")]
+    labels = {r["model"] for r in json.loads(Path("report/plots/epochs.json").read_text())}
+    assert labels == {"w8/seed_0", "w8/seed_1", "w8/seed_2", "w16/seed_10", "w16/seed_11", "w16/seed_12"}

@@ -172,15 +172,15 @@ def test_a_queued_sweep_shows_in_exp_show_and_one_experiment_becomes_a_branch(pu
     assert status.count("Success") == 2, status
 
     rows = [row for row in csv.DictReader(io.StringIO(dvc(repo, "exp", "show", "--csv"))) if row["Experiment"]]
-    params = {int(row["models.tiny_alex.filters"]): int(row["metrics/tiny_alex.json:cost.params"]) for row in rows}
+    params = {int(row["models.tiny_alex.filters"]): int(row["metrics/tiny_alex/seed_0.json:cost.params"]) for row in rows}
     assert sorted(params) == [6, 12] and params[6] < params[12]
     names = {int(row["models.tiny_alex.filters"]): row["Experiment"] for row in rows}
 
     dvc(repo, "exp", "branch", names[6], "tiny_alex_w6")
     changed = json.loads(dvc(repo, "metrics", "diff", "main", "tiny_alex_w6", "--json"))
-    assert set(changed) == {"metrics/tiny_alex.json"} and changed["metrics/tiny_alex.json"]["cost.params"]["new"] == params[6]
+    assert set(changed) == {"metrics/tiny_alex/seed_0.json"} and changed["metrics/tiny_alex/seed_0.json"]["cost.params"]["new"] == params[6]
     dvc(repo, "exp", "apply", names[12])
     assert yaml.safe_load((repo / "params.yaml").read_text())["models"]["tiny_alex"]["filters"] == 12
     changed = json.loads(dvc(repo, "metrics", "diff", "main", "--json"))
-    assert changed["metrics/tiny_alex.json"]["cost.params"]["new"] == params[12]
+    assert changed["metrics/tiny_alex/seed_0.json"]["cost.params"]["new"] == params[12]
     assert git(repo, "branch", "--list", "tiny_alex_w6").strip()

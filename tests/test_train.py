@@ -22,7 +22,7 @@ from tests.conftest import ROOT, run_stage
 RECIPE = {
     "epochs": 2, "batch_size": 16, "optimizer": "sgd", "learning_rate": 0.05, "momentum": 0.9,
     "weight_decay": 0.0005, "warmup_epochs": 1, "schedule": "cosine", "label_smoothing": 0.1,
-    "inputs": "standardize", "flip": True, "translate": 0.125,
+    "inputs": "standardize", "flip": True, "translate": 0.125, "augment": "data",
 }
 MODELS = {
     "tiny_alex": {"family": "alexnet", "recipe": "modern", "filters": 4, "kernels": [5, 3, 3], "dropout": 0.1},
@@ -59,7 +59,7 @@ def test_saved_model_takes_raw_images_and_needs_no_other_file(data: Path, tmp_pa
     train_model("tiny_alex")
     moved = tmp_path / "elsewhere" / "model.keras"
     moved.parent.mkdir()
-    Path("models/tiny_alex.keras").rename(moved)
+    Path("models/tiny_alex/seed_0.keras").rename(moved)
     model = keras.saving.load_model(moved)
     images = np.load(data / "x_test.npy")
     probabilities = model.predict(images, verbose=0)
@@ -73,7 +73,7 @@ def test_saved_model_takes_raw_images_and_needs_no_other_file(data: Path, tmp_pa
 def test_dvclive_logs_each_epoch_params_and_speed(data: Path) -> None:
     write_params(epochs=3)
     train_model("tiny_alex")
-    live = Path("dvclive/tiny_alex")
+    live = Path("dvclive/tiny_alex/seed_0")
     for metric in ("train/loss", "train/accuracy", "val/loss", "val/accuracy"):
         rows = (live / "plots" / "metrics" / f"{metric}.tsv").read_text().splitlines()
         assert rows[0] == f"step\t{metric.split('/')[1]}" and len(rows) == 1 + 3
@@ -87,11 +87,11 @@ def test_dvclive_logs_each_epoch_params_and_speed(data: Path) -> None:
 def test_same_params_give_the_same_weights_and_metrics(data: Path) -> None:
     write_params()
     train_model("tiny_alex")
-    first, first_log = weights(Path("models/tiny_alex.keras")), Path("dvclive/tiny_alex/plots/metrics/val/loss.tsv").read_text()
+    first, first_log = weights(Path("models/tiny_alex/seed_0.keras")), Path("dvclive/tiny_alex/seed_0/plots/metrics/val/loss.tsv").read_text()
     train_model("tiny_alex")
-    for a, b in zip(first, weights(Path("models/tiny_alex.keras"))):
+    for a, b in zip(first, weights(Path("models/tiny_alex/seed_0.keras"))):
         np.testing.assert_array_equal(a, b)
-    assert Path("dvclive/tiny_alex/plots/metrics/val/loss.tsv").read_text() == first_log
+    assert Path("dvclive/tiny_alex/seed_0/plots/metrics/val/loss.tsv").read_text() == first_log
 
 
 def test_killed_training_resumes_to_the_same_result(workdir: Path) -> None:
@@ -100,35 +100,35 @@ def test_killed_training_resumes_to_the_same_result(workdir: Path) -> None:
     command = [sys.executable, "-m", "stages.train", "--model", "tiny_alex", "data", "models", "dvclive"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run(command, env=env, check=True, capture_output=True)
-    uninterrupted = weights(Path("models/tiny_alex.keras"))
-    uninterrupted_log = Path("dvclive/tiny_alex/plots/metrics/val/accuracy.tsv").read_text()
-    Path("models/tiny_alex.keras").unlink()
+    uninterrupted = weights(Path("models/tiny_alex/seed_0.keras"))
+    uninterrupted_log = Path("dvclive/tiny_alex/seed_0/plots/metrics/val/accuracy.tsv").read_text()
+    Path("models/tiny_alex/seed_0.keras").unlink()
 
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = Path("checkpoints/tiny_alex/state.json")
+    state = Path("checkpoints/tiny_alex/seed_0/state.json")
     while process.poll() is None and not state.exists():
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL, "training finished before it could be killed"
-    assert not Path("models/tiny_alex.keras").exists()
+    assert not Path("models/tiny_alex/seed_0.keras").exists()
     done = json.loads(state.read_text())["epoch"]
     assert 1 <= done < 4
 
     resumed = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
     assert f"resuming after epoch {done}" in resumed.stderr
-    for a, b in zip(uninterrupted, weights(Path("models/tiny_alex.keras"))):
+    for a, b in zip(uninterrupted, weights(Path("models/tiny_alex/seed_0.keras"))):
         np.testing.assert_array_equal(a, b)
-    assert Path("dvclive/tiny_alex/plots/metrics/val/accuracy.tsv").read_text() == uninterrupted_log
+    assert Path("dvclive/tiny_alex/seed_0/plots/metrics/val/accuracy.tsv").read_text() == uninterrupted_log
     assert not Path("checkpoints/tiny_alex").exists()
 
 
 def test_checkpoint_of_other_params_is_not_resumed(data: Path) -> None:
     write_params(epochs=1)
-    Path("checkpoints/tiny_alex").mkdir(parents=True)
-    Path("checkpoints/tiny_alex/state.json").write_text(json.dumps({"fingerprint": "other params", "epoch": 1}))
+    Path("checkpoints/tiny_alex/seed_0").mkdir(parents=True)
+    Path("checkpoints/tiny_alex/seed_0/state.json").write_text(json.dumps({"fingerprint": "other params", "epoch": 1}))
     train_model("tiny_alex")
-    assert Path("models/tiny_alex.keras").exists()
+    assert Path("models/tiny_alex/seed_0.keras").exists()
 
 
 def test_a_bad_declaration_stops_training_of_every_model(data: Path) -> None:
@@ -142,7 +142,7 @@ def test_a_bad_declaration_stops_training_of_every_model(data: Path) -> None:
 BAD_RECIPE_VALUES = [
     ("epochs", 0), ("epochs", 2.5), ("batch_size", 0), ("optimizer", "adam"), ("learning_rate", 0), ("learning_rate", "fast"),
     ("momentum", 1.0), ("weight_decay", -0.1), ("warmup_epochs", -1), ("warmup_epochs", 3), ("schedule", "step"),
-    ("label_smoothing", 1), ("inputs", "raw"), ("flip", 1), ("translate", 0.7), ("translate", True),
+    ("label_smoothing", 1), ("inputs", "raw"), ("flip", 1), ("translate", 0.7), ("translate", True), ("augment", "gpu"),
 ]
 
 
@@ -208,9 +208,9 @@ def test_every_family_trains_a_step_on_each_backend(workdir: Path, backend: str)
 def test_a_diverging_recipe_stops_and_is_marked(data: Path) -> None:
     write_params(epochs=3, learning_rate=1e6, weight_decay=0.0, warmup_epochs=0, schedule="constant")
     train_model("tiny_alex")
-    summary = json.loads(Path("dvclive/tiny_alex/metrics.json").read_text())
+    summary = json.loads(Path("dvclive/tiny_alex/seed_0/metrics.json").read_text())
     assert summary["diverged_epoch"] == 1 and summary["epochs"] == 1  # stopped in its first epoch, not run to 3
-    assert Path("models/tiny_alex.keras").exists() and not Path("checkpoints/tiny_alex").exists()
+    assert Path("models/tiny_alex/seed_0.keras").exists() and not Path("checkpoints/tiny_alex").exists()
 
 
 def test_missing_prepared_data_names_the_file(workdir: Path) -> None:
@@ -218,3 +218,24 @@ def test_missing_prepared_data_names_the_file(workdir: Path) -> None:
     with pytest.raises(StageError, match=r"^cannot read data/dataset.json: "):
         train_model("tiny_alex")
     assert not Path("models").exists()
+
+
+def test_a_bad_number_of_seeds_names_the_key(data: Path) -> None:
+    write_params({"tiny_alex": {**MODELS["tiny_alex"], "seeds": 0}})
+    with pytest.raises(StageError, match=r"^params.yaml: models.tiny_alex.seeds must be a number of seeds from 1 to 16, not 0$"):
+        train_model("tiny_alex")
+
+
+def test_augmenting_the_data_flips_and_shifts_whole_pixels_like_keras_reflect() -> None:
+    from widthdepth.training.augment import augment_epoch
+
+    images = np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4, 1)
+    assert np.array_equal(augment_epoch(images, 0, 0, flip=False, shift=0), images)
+    out = augment_epoch(images, seed=3, epoch=1, flip=True, shift=1)
+    assert np.array_equal(out, augment_epoch(images, seed=3, epoch=1, flip=True, shift=1))  # (seed, epoch) fixes it
+    for image, moved in zip(images, out):  # each output is the image, maybe flipped, moved by -1, 0 or 1 pixel each way
+        padded = np.pad(image, ((1, 1), (1, 1), (0, 0)), mode="symmetric")
+        candidates = [np.pad(im, ((1, 1), (1, 1), (0, 0)), mode="symmetric")[1 + dy : 5 + dy, 1 + dx : 5 + dx]
+                      for im in (image, image[:, ::-1]) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+        assert any(np.array_equal(moved, c) for c in candidates) and padded.shape == (6, 6, 1)
+    assert not np.array_equal(out, augment_epoch(images, seed=3, epoch=2, flip=True, shift=1))

@@ -20,7 +20,7 @@ from typing import Any
 from widthdepth.stage import StageError
 
 # Knobs every model has, whatever its family (used by the train stage, not the builders).
-COMMON_KEYS = {"family", "recipe", "seed"}
+COMMON_KEYS = {"family", "recipe", "seed", "seeds"}
 
 Shape = tuple[int, int, int]
 

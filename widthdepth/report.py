@@ -23,6 +23,7 @@ from widthdepth.figures.grids import save_image_grid
 from widthdepth.stage import StageError, check_name, read_json
 from widthdepth.study import COSTS, Analysis, Estimate, Run, Sweep, make_run, mean_estimate, point_cost, seed_groups
 from widthdepth.training.log import read_curve, read_logged_params
+from widthdepth.training.recipes import seeds_of
 
 # summary.csv: every model, every number of its metrics the report uses.
 COLUMNS = [
@@ -41,24 +42,28 @@ METRIC_KEYS = {
 CURVES = [f"{split}_{metric}" for split in ("train", "val") for metric in ("accuracy", "loss")]
 
 
-def load_runs(models: dict[str, Any], input_shape: tuple[int, int, int], metrics_dir: Path, live_dir: Path) -> list[Run]:
+def load_runs(models: dict[str, Any], input_shape: tuple[int, int, int], metrics_dir: Path, live_dir: Path, val_images: int = 0) -> list[Run]:
     """Every declared model with its metrics and its per-epoch curves; a StageError names a missing file or key."""
     if not models:
         raise StageError("params.yaml: models declares no model, so there is nothing to report")
     runs = []
     for name, declared in models.items():
-        path = metrics_dir / f"{check_name('models', name)}.json"
-        metrics = read_json(path)
-        for section, keys in METRIC_KEYS.items():
-            if not isinstance(metrics.get(section), dict) or not keys <= set(metrics[section]):
-                raise StageError(f"{path}: '{section}' must hold {', '.join(sorted(keys))}; rerun its evaluate stage")
-        for key in ("weight_layers", "diverged", "diverged_epoch"):
-            if key not in metrics:
-                raise StageError(f"{path}: '{key}' is missing; rerun its evaluate stage")
-        run = make_run(name, declared, check_spec(name, declared, input_shape), metrics)
-        logs = {curve: read_curve(live_dir / name, curve.replace("_", "/", 1)) for curve in CURVES}
-        run.curves = {curve: [logs[curve][step] for step in sorted(logs[curve])] for curve in CURVES}
-        runs.append(run)
+        check_name("models", name)
+        spec = check_spec(name, declared, input_shape)
+        for seed in seeds_of(declared):
+            path = metrics_dir / name / f"seed_{seed}.json"
+            metrics = read_json(path)
+            for section, keys in METRIC_KEYS.items():
+                if not isinstance(metrics.get(section), dict) or not keys <= set(metrics[section]):
+                    raise StageError(f"{path}: '{section}' must hold {', '.join(sorted(keys))}; rerun its evaluate stage")
+            for key in ("weight_layers", "diverged", "diverged_epoch"):
+                if key not in metrics:
+                    raise StageError(f"{path}: '{key}' is missing; rerun its evaluate stage")
+            run = make_run(name, declared, spec, metrics, seed)
+            logs = {curve: read_curve(live_dir / name / f"seed_{seed}", curve.replace("_", "/", 1)) for curve in CURVES}
+            run.curves = {curve: [logs[curve][step] for step in sorted(logs[curve])] for curve in CURVES}
+            run.val_images = val_images
+            runs.append(run)
     return runs
 
 
@@ -66,7 +71,7 @@ def epoch_records(runs: list[Run]) -> list[dict[str, Any]]:
     """Train and validation accuracy and loss after each epoch, one record per model and epoch: the training
     logs stay in the DVC cache, so these curves are what git keeps of them."""
     return [
-        {"model": run.name, "epoch": epoch + 1,
+        {"model": run.label, "epoch": epoch + 1,
          **{curve: round(run.curves[curve][epoch], 4) if math.isfinite(run.curves[curve][epoch]) else None  # JSON has no NaN
             for curve in CURVES}}
         for run in runs
@@ -77,7 +82,7 @@ def epoch_records(runs: list[Run]) -> list[dict[str, Any]]:
 def summary_row(run: Run) -> dict[str, Any]:
     m = run.metrics
     return {
-        "model": run.name, "family": run.family, "recipe": run.recipe, "seed": run.declaration["seed"],
+        "model": run.name, "family": run.family, "recipe": run.recipe, "seed": run.seed,
         "weight_layers": m["weight_layers"], "width": run.feature("width"), "depth": run.feature("depth"),
         "params": m["cost"]["params"], "macs_per_image": m["cost"]["macs_per_image"],
         **{f"{split}_{k}": m[split][k] for split in ("train", "val", "test") for k in ("loss", "accuracy")},
@@ -98,7 +103,7 @@ def sweep_records(sweeps: list[Sweep]) -> list[dict[str, Any]]:
                 "test_accuracy": round(estimate.value, 4),
                 "low": round(estimate.low if estimate.low is not None else estimate.value, 4),
                 "high": round(estimate.high if estimate.high is not None else estimate.value, 4),
-                "runs": len(point.runs), "models": " ".join(run.name for run in point.runs),
+                "runs": len(point.runs), "models": " ".join(dict.fromkeys(run.name for run in point.runs)),
             })
     return records
 
@@ -128,8 +133,10 @@ def answer_section(a: Analysis, test_images: int) -> list[str]:
         lines.append("- No sweep: no two models of one family and recipe differ in width, depth or branches alone.")
     lines += ["", f"This report tests {a.comparisons} differences at 95% (steps, slopes, matched costs, budgets): about one in "
               "twenty of them would be flagged by chance alone, so read a single verdict among them with that in mind.", "",
-              f"Best model by validation accuracy: {a.best.name} (validation {a.best.metrics['val']['accuracy']:.4f}, "
-              f"test {a.best.test_accuracy:.4f}, {a.best.metrics['cost']['params']:,} parameters)."]
+              f"Best model by validation accuracy: {a.best[0].name} (validation "
+              f"{interval(mean_estimate([r.metrics['val']['accuracy'] for r in a.best]))}, test "
+              f"{interval(mean_estimate([r.test_accuracy for r in a.best]))}, {len(a.best)} seed{'s' * (len(a.best) > 1)}, "
+              f"{a.best[0].metrics['cost']['params']:,} parameters)."]
     return lines
 
 
@@ -179,8 +186,8 @@ def scaling_section(a: Analysis) -> list[str]:
 def budget_section(a: Analysis) -> list[str]:
     if not a.controls:
         return ["No model was trained at two budgets (declare one again with a recipe that differs only in `epochs`)."]
-    rows = [[", ".join(r.name for r in c.base), c.base_epochs, interval(mean_estimate([r.test_accuracy for r in c.base])),
-             ", ".join(r.name for r in c.longer), c.longer_epochs, interval(mean_estimate([r.test_accuracy for r in c.longer])),
+    rows = [[", ".join(dict.fromkeys(r.name for r in c.base)), c.base_epochs, interval(mean_estimate([r.test_accuracy for r in c.base])),
+             ", ".join(dict.fromkeys(r.name for r in c.longer)), c.longer_epochs, interval(mean_estimate([r.test_accuracy for r in c.longer])),
              interval(c.gain, True), c.gain.verdict(a.margin)] for c in a.controls]
     return [*table(["model", "epochs", "test accuracy", "longer", "epochs", "test accuracy", "gain (95%)", "verdict"], rows), "",
             "A gain whose interval lies above 0 means this budget leaves accuracy on the table: read the sweeps as "
@@ -226,7 +233,7 @@ def failed_section(a: Analysis) -> list[str]:
         return ["No run failed: none diverged (training loss non-finite or above 3 x ln(classes), "
                 "`widthdepth/training/loop.py`, DIVERGED_LOSS_FACTOR) and none collapsed in inference mode."]
     return ["These runs failed and are left out of every sweep, gain, comparison, fit, frontier and the best-model pick:", ""] + [
-        f"- {run.name} ({run.family}, {run.recipe} recipe): {run.failure}" for run in a.failed
+        f"- {run.label} ({run.family}, {run.recipe} recipe): {run.failure}" for run in a.failed
     ]
 
 
@@ -263,7 +270,7 @@ def machines(runs: list[Run], live_dir: Path) -> list[str]:
     """The machines the runs trained on, as their training logs recorded them."""
     found = []
     for run in runs:
-        logged = read_logged_params(live_dir / run.name)
+        logged = read_logged_params(live_dir / run.name / f"seed_{run.seed}")
         if isinstance(logged, dict) and isinstance(logged.get("machine"), str):
             found.append(logged["machine"])
     return found
@@ -290,7 +297,7 @@ def write_report(folder: Path, info: dict[str, Any], params: dict[str, Any], a: 
 
     `params` holds the params.yaml sections `data`, `recipes` and `report` (the notebook's reference numbers);
     `samples` some training images and their labels, to show what the data looks like."""
-    confusion = read_json(confusion_dir / f"{a.best.name}.json")
+    confusion = read_json(confusion_dir / f"{a.best[0].name}.json")  # evaluate's confusion records are of a model's first seed
     epochs = epoch_records(a.runs)
     rows = [summary_row(run) for run in a.runs]
     cost = [{k: row[k] for k in ("model", "family", "params", "macs_per_image", "test_accuracy")} for row in rows if not row["failure"]]
@@ -325,5 +332,5 @@ def write_report(folder: Path, info: dict[str, Any], params: dict[str, Any], a: 
     plot_cost(a.good, folder / "cost.png")
     plot_scaling(a.fits, folder / "scaling.png")
     plot_epochs(epochs, a.runs, folder / "epochs.png")
-    plot_confusion(confusion, info["classes"], f"Confusion matrix of {a.best.name} (best by validation accuracy), test set",
+    plot_confusion(confusion, info["classes"], f"Confusion matrix of {a.best[0].name} (best by validation accuracy; first seed), test set",
                    folder / "confusion_best.png")

@@ -26,12 +26,15 @@ BACKENDS = ("tensorflow", "jax", "torch")
 FAST_DEFAULTS = {"TF_ENABLE_ONEDNN_OPTS": "1"}
 
 
-def configure(backend: str) -> dict[str, str]:
-    """Set the backend and the speed defaults before Keras is imported; return what is in force."""
-    if backend not in BACKENDS:
-        raise StageError(f"params.yaml: train.backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-    if importlib.util.find_spec(backend) is None:
-        raise StageError(f"params.yaml: train.backend is {backend}, which is not installed here (pip install {backend})")
+# The variables that cap a process's threads (TensorFlow's pools, OpenMP for oneDNN and
+# PyTorch), set when several trainings share the cores (widthdepth.training.seeds).
+THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS")
+
+
+def configure(backend: str, threads: int | None = None) -> dict[str, str]:
+    """Set the backend, the speed defaults and (if given) a cap on the process's compute threads
+    before Keras is imported; return what is in force."""
+    check_backend(backend)
     if "keras" in sys.modules and sys.modules["keras"].backend.backend() != backend:
         raise RuntimeError(f"Keras is already imported with another backend than {backend}")
     exported = os.environ.get("KERAS_BACKEND")
@@ -40,12 +43,27 @@ def configure(backend: str) -> dict[str, str]:
     os.environ["KERAS_BACKEND"] = backend
     for name, value in FAST_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    if threads is not None:
+        for name in THREAD_VARIABLES:
+            os.environ[name] = str(threads)
+        os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+        if threads == 1:
+            os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false".strip()
     return settings()
+
+
+def check_backend(backend: str) -> None:
+    """`train.backend` is a Keras backend, and installed here."""
+    if backend not in BACKENDS:
+        raise StageError(f"params.yaml: train.backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if importlib.util.find_spec(backend) is None:
+        raise StageError(f"params.yaml: train.backend is {backend}, which is not installed here (pip install {backend})")
 
 
 def settings() -> dict[str, str]:
     """The runtime settings a result depends on: recorded with every run and in its resume key."""
-    return {"backend": os.environ.get("KERAS_BACKEND", "tensorflow"), **{name: os.environ.get(name, "") for name in FAST_DEFAULTS}}
+    values = {"backend": os.environ.get("KERAS_BACKEND", "tensorflow"), **{name: os.environ.get(name, "") for name in FAST_DEFAULTS}}
+    return {**values, **{name: os.environ[name] for name in THREAD_VARIABLES if os.environ.get(name)}}
 
 
 def machine() -> str:

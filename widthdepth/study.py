@@ -111,7 +111,8 @@ def slope(x: list[float], y: list[float]) -> Estimate:
 
 # A run collapsed when its saved model (inference mode: batch-norm statistics, no dropout)
 # scores under half its training-mode accuracy on the training split, or when its last
-# validation accuracy is this far below its best epoch's.
+# validation accuracy is this far below its best epoch's, and by more than three standard
+# errors of an accuracy measured on the validation images (so that few images cannot fake it).
 COLLAPSE_RATIO = 0.5
 COLLAPSE_DROP = 0.15
 
@@ -125,6 +126,7 @@ class Run:
     spec: dict[str, Any]  # checked and expanded (architectures.check_spec)
     metrics: dict[str, Any]  # metrics/<name>.json
     curves: dict[str, list[float]] = field(default_factory=dict)  # per-epoch train_accuracy, val_accuracy, ... (the training log)
+    val_images: int = 0  # how many images its validation accuracy is measured on
 
     @property
     def family(self) -> str:
@@ -149,20 +151,34 @@ class Run:
             return (f"collapsed in inference mode: the saved model scores {inference:.4f} on its training split, "
                     f"against {train_mode[-1]:.4f} in training mode in its last epoch")
         val = [a for a in self.curves.get("val_accuracy", []) if a is not None and math.isfinite(a)]
-        if val and val[-1] < max(val) - COLLAPSE_DROP:
+        noise = 3 * math.sqrt(max(val) * (1 - max(val)) / self.val_images) if val and self.val_images else 0.0
+        if val and val[-1] < max(val) - max(COLLAPSE_DROP, noise):
             return f"collapsed: validation accuracy {val[-1]:.4f} after its last epoch, {max(val):.4f} at its best"
         return None
 
     def feature(self, name: str) -> int | None:
         return next((f.value(self.spec) for f in FAMILIES[self.family].features if f.name == name), None)
 
+    @property
+    def seed(self) -> int:
+        return self.declaration["seed"]
+
+    @property
+    def label(self) -> str:
+        """The model's name, and its seed when it declares several: unique per run."""
+        return self.name if self.declaration.get("seeds", 1) == 1 else f"{self.name}/seed_{self.seed}"
+
     def key(self, without: frozenset[str] = frozenset()) -> str:
-        """The declaration minus its seed and the given knobs, as a comparable string."""
-        return json.dumps({k: v for k, v in self.declaration.items() if k != "seed" and k not in without}, sort_keys=True)
+        """The declaration minus its seeds and the given knobs, as a comparable string."""
+        return json.dumps({k: v for k, v in self.declaration.items() if k not in ("seed", "seeds") and k not in without},
+                          sort_keys=True)
 
 
-def make_run(name: str, declared: dict[str, Any], spec: dict[str, Any], metrics: dict[str, Any]) -> Run:
+def make_run(name: str, declared: dict[str, Any], spec: dict[str, Any], metrics: dict[str, Any], seed: int | None = None) -> Run:
+    """One run of `models.<name>`: with its family's defaults filled in, and `seed` (default: the declared one)."""
     declaration = {**FAMILIES[declared["family"]].defaults, "seed": 0, **declared}
+    if seed is not None:
+        declaration["seed"] = seed
     return Run(name, declaration, spec, metrics)
 
 
@@ -198,7 +214,7 @@ class Sweep:
 
     @property
     def models(self) -> list[str]:
-        return [run.name for point in self.points for run in point.runs]
+        return list(dict.fromkeys(run.name for point in self.points for run in point.runs))
 
     def gain(self) -> Estimate:
         """Least-squares slope of test accuracy per step (per doubling, for width), fitted to every
@@ -409,7 +425,7 @@ class Analysis:
     fits: list[ScalingFit]
     controls: list[BudgetControl]
     frontier: list[list[Run]]  # seed groups no cheaper one beats, by parameters
-    best: Run  # by validation accuracy, never by test
+    best: list[Run]  # the seed group of the best mean validation accuracy (never test)
     margin: float  # the equivalence margin declared in params.yaml (report.equivalence_margin)
 
     @property
@@ -431,6 +447,6 @@ def analyse(runs: list[Run], recipes: dict[str, dict[str, Any]], margin: float) 
         fits=[f for cost in COSTS for f in scaling_fits(sweeps, cost)],
         controls=budget_controls(good, recipes),
         frontier=frontier(seed_groups(good), lambda r: r.metrics["cost"]["params"]),
-        best=max(good, key=lambda r: r.metrics["val"]["accuracy"]),
+        best=max(seed_groups(good), key=lambda g: float(np.mean([r.metrics["val"]["accuracy"] for r in g]))),
         margin=margin,
     )

@@ -75,9 +75,9 @@ def plot_epochs(records: list[dict[str, Any]], runs: list[Run], path: Path) -> N
     colors = plt.get_cmap("tab20").colors
     fig, ax = plt.subplots(figsize=(10, 5.5))
     for i, run in enumerate(runs):
-        mine = [r for r in records if r["model"] == run.name]
+        mine = [r for r in records if r["model"] == run.label]
         ax.plot([r["epoch"] for r in mine], [r["val_accuracy"] for r in mine], FAMILIES[run.family].line_style,  # colour by model
-                marker=".", color=colors[i % len(colors)], label=f"{run.name} ({run.family})")
+                marker=".", color=colors[i % len(colors)], label=f"{run.label} ({run.family})")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")

@@ -28,6 +28,7 @@ import numpy as np
 
 from widthdepth import provenance, runtime
 from widthdepth.stage import atomic_path
+from widthdepth.training.augment import augment_epoch
 from widthdepth.training.log import EPOCH_METRICS
 
 log = logging.getLogger("train")
@@ -128,23 +129,23 @@ class Checkpoint(keras.callbacks.Callback):
 class EpochProgress(keras.callbacks.Callback):
     """One line per epoch: the metrics, the rate and the time left for this model."""
 
-    def __init__(self, epochs: int, images: int):
+    def __init__(self, epochs: int, images: int, seed: int):
         super().__init__()
-        self.epochs, self.images = epochs, images
+        self.epochs, self.images, self.seed = epochs, images, seed
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         seconds = logs["epoch_seconds"]
         left = (self.epochs - epoch - 1) * seconds
-        log.info("%s epoch %d/%d: loss %.4f acc %.4f | val loss %.4f acc %.4f | %.0f s, %.0f img/s, about %.0f min left",
-                 self.model.name, epoch + 1, self.epochs, logs["loss"], logs["accuracy"], logs.get("val_loss", math.nan),
+        log.info("%s seed %d epoch %d/%d: loss %.4f acc %.4f | val loss %.4f acc %.4f | %.0f s, %.0f img/s, about %.0f min left",
+                 self.model.name, self.seed, epoch + 1, self.epochs, logs["loss"], logs["accuracy"], logs.get("val_loss", math.nan),
                  logs.get("val_accuracy", math.nan), seconds, self.images / seconds, left / 60)
 
 
 def load_checkpoint(folder: Path, fingerprint: str) -> tuple[keras.Model, RunState] | None:
     """The checkpointed model and state, if the checkpoint is of this very run (same fingerprint).
 
-    A checkpoint that cannot be read (a truncated file, a disk error) is set aside as
-    `<folder>.unreadable` with one line in the log, and the run starts over: it never blocks training.
+    A checkpoint that cannot be read (a truncated file, a disk error) is set aside under
+    `checkpoints/.unreadable/` with one line in the log, and the run starts over: it never blocks training.
     """
     if not folder.exists():
         return None
@@ -157,8 +158,9 @@ def load_checkpoint(folder: Path, fingerprint: str) -> tuple[keras.Model, RunSta
         for variable, value in zip(seed_states(model), state.seed_states, strict=True):
             variable.assign(np.array(value, dtype=variable.dtype))
     except Exception as err:  # Keras raises many kinds on a damaged .keras file
-        aside = folder.with_name(folder.name + ".unreadable")
+        aside = folder.parents[1] / ".unreadable" / folder.parent.name / folder.name  # kept when the stage clears its own
         shutil.rmtree(aside, ignore_errors=True)
+        aside.parent.mkdir(parents=True, exist_ok=True)
         folder.rename(aside)
         log.warning("checkpoint %s cannot be read (%s: %s); set aside as %s, training starts over",
                     folder, type(err).__name__, str(err).splitlines()[0] if str(err) else "", aside)
@@ -175,38 +177,43 @@ def fit(model: keras.Model, state: RunState, recipe: dict[str, Any], seed: int, 
         checkpoint: Path, live) -> RunState:
     """Train from `state.epoch` to the recipe's last epoch, or until the run diverges.
 
-    One `model.fit` call per epoch, each on that epoch's order of the training set; the
-    callbacks carry over from epoch to epoch.
+    One `model.fit` call per epoch, each on that epoch's order of the training set (flipped
+    and shifted here when the recipe augments the data); the callbacks carry over from epoch to epoch.
     """
     (x_train, y_train), (x_val, y_val) = train, val
     live_log = LiveLog(live)
     for record in state.history:  # a resumed run rewrites the whole log
         live_log.write(record)
     callbacks = [EpochTimer(), DivergenceGuard(y_train.shape[1], state), live_log, Checkpoint(checkpoint, state),
-                 EpochProgress(recipe["epochs"], len(x_train))]
+                 EpochProgress(recipe["epochs"], len(x_train), seed)]
     for epoch in range(state.epoch, recipe["epochs"]):
         if state.diverged_epoch is not None:
             break
         order = epoch_order(seed, epoch, len(x_train))
+        images = x_train[order]
+        if recipe["augment"] == "data":
+            shift = round(recipe["translate"] * min(images.shape[1:3]))
+            images = augment_epoch(images, seed, epoch, recipe["flip"], shift)
         model.fit(
-            x_train[order], y_train[order], batch_size=recipe["batch_size"], initial_epoch=epoch, epochs=epoch + 1,
+            images, y_train[order], batch_size=recipe["batch_size"], initial_epoch=epoch, epochs=epoch + 1,
             shuffle=False, validation_data=(x_val, y_val), validation_batch_size=max(256, recipe["batch_size"]),
             callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 0,  # the bar goes to stdout
         )
     return state
 
 
-def run_fingerprint(declaration: dict[str, Any], recipe: dict[str, Any], info: dict[str, Any], settings: dict[str, str]) -> str:
-    """What a checkpoint must match to be resumed: params, data, runtime and the training code."""
-    key = [declaration, recipe, info["sha256"], settings, keras.__version__, provenance.source_digest("stages.train")]
+def run_fingerprint(declaration: dict[str, Any], seed: int, recipe: dict[str, Any], info: dict[str, Any],
+                    settings: dict[str, str]) -> str:
+    """What a checkpoint must match to be resumed: params, seed, data, runtime and the training code."""
+    key = [declaration, seed, recipe, info["sha256"], settings, keras.__version__, provenance.source_digest("stages.train")]
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
-def train(name: str, declaration: dict[str, Any], recipe: dict[str, Any], data: Path, info: dict[str, Any],
+def train(name: str, declaration: dict[str, Any], recipe: dict[str, Any], seed: int, data: Path, info: dict[str, Any],
           checkpoint: Path, model_path: Path, live_folder: Path) -> RunState:
-    """Train `models.<name>` on the prepared data in `data` (described by `info`), resuming from
-    `checkpoint` when it holds this very run; save the model to `model_path` and the training
-    log to `live_folder`."""
+    """Train one seed of `models.<name>` on the prepared data in `data` (described by `info`),
+    resuming from `checkpoint` when it holds this very run; save the model to `model_path` and
+    the training log to `live_folder`."""
     from dvclive import Live
 
     from widthdepth.training.recipes import compiled_model
@@ -214,18 +221,18 @@ def train(name: str, declaration: dict[str, Any], recipe: dict[str, Any], data: 
     x_train, y_train = np.load(data / "x_train.npy"), np.load(data / "y_train.npy")
     x_val, y_val = np.load(data / "x_val.npy"), np.load(data / "y_val.npy")
     settings = runtime.settings()
-    resumed = load_checkpoint(checkpoint, run_fingerprint(declaration, recipe, info, settings))
+    fingerprint = run_fingerprint(declaration, seed, recipe, info, settings)
+    resumed = load_checkpoint(checkpoint, fingerprint)
     if resumed:
         model, state = resumed
-        log.info("%s: resuming after epoch %d from %s", name, state.epoch, checkpoint)
+        log.info("%s seed %d: resuming after epoch %d from %s", name, seed, state.epoch, checkpoint)
     else:
-        model = compiled_model(name, declaration, recipe, info, math.ceil(len(x_train) / recipe["batch_size"]))
-        state = RunState(run_fingerprint(declaration, recipe, info, settings))
+        model = compiled_model(name, declaration, recipe, info, math.ceil(len(x_train) / recipe["batch_size"]), seed)
+        state = RunState(fingerprint)
 
     onehot = lambda y: keras.utils.to_categorical(y, len(info["classes"]))  # label smoothing needs one-hot targets
     with Live(str(live_folder), dvcyaml=False, save_dvc_exp=False) as live:
-        live.log_params({"model": declaration, "recipe": recipe, "runtime": settings, "machine": runtime.machine()})
-        seed = declaration.get("seed", 0)
+        live.log_params({"model": declaration, "seed": seed, "recipe": recipe, "runtime": settings, "machine": runtime.machine()})
         state = fit(model, state, recipe, seed, (x_train, onehot(y_train)), (x_val, onehot(y_val)), checkpoint, live)
         live.summary.update(run_summary(model, state, len(x_train)))
     model.save(model_path)

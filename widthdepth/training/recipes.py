@@ -38,7 +38,11 @@ RECIPE_KEYS: dict[str, tuple[type, Any, str]] = {
     "inputs": (str, lambda v: v in ("unit", "standardize"), "unit (x / 255) or standardize ((x - mean) / std of the training part)"),
     "flip": (bool, lambda v: True, "true or false (random horizontal flips)"),
     "translate": (float, lambda v: 0 <= v <= 0.5, "a number in [0, 0.5] (random shifts, a fraction of the image size)"),
+    "augment": (str, lambda v: v in ("data", "layers"), "data (flips and whole-pixel shifts of the uint8 batches, outside "
+                "the gradient graph) or layers (Keras RandomFlip and RandomTranslation inside the model)"),
 }
+# Most seeds one model may declare: each is a training run.
+MAX_SEEDS = 16
 
 
 def _of_type(value: Any, kind: type) -> bool:
@@ -78,9 +82,17 @@ def check_declarations(models: Any, recipes: Any, input_shape: tuple[int, int, i
         check_spec(name, spec, input_shape)
         if not isinstance(spec.get("recipe"), str) or spec["recipe"] not in recipes:
             raise StageError(f"params.yaml: models.{name}.recipe is {spec.get('recipe')!r}; expected one of {', '.join(recipes)}")
-        seed = spec.get("seed", 0)
+        seed, seeds = spec.get("seed", 0), spec.get("seeds", 1)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise StageError(f"params.yaml: models.{name}.seed must be a non-negative integer, not {seed!r}")
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
+            raise StageError(f"params.yaml: models.{name}.seeds must be a number of seeds from 1 to {MAX_SEEDS}, not {seeds!r}")
+
+
+def seeds_of(declaration: dict[str, Any]) -> list[int]:
+    """The seeds a model trains with: `seeds` of them from `seed` on (defaults: 1 from 0)."""
+    first = declaration.get("seed", 0)
+    return list(range(first, first + declaration.get("seeds", 1)))
 
 
 def memory_limit() -> int:
@@ -96,19 +108,20 @@ def memory_limit() -> int:
     return int(MEMORY_FRACTION * psutil.virtual_memory().available)
 
 
-def check_memory(name: str, declaration: dict[str, Any], recipe: dict[str, Any], info: dict[str, Any]) -> int:
-    """Refuse a model whose estimated training memory at its batch size exceeds `memory_limit()`;
-    return the estimate in bytes. Counted from the declaration, before anything is allocated."""
+def check_memory(name: str, declaration: dict[str, Any], recipe: dict[str, Any], info: dict[str, Any], runs: int = 1) -> int:
+    """Refuse a model whose estimated training memory at its batch size, times the `runs` (seeds)
+    that train at once, exceeds `memory_limit()`; return the estimate in bytes. Counted from the
+    declaration, before anything is allocated."""
     spec = check_spec(name, declaration, tuple(info["image_shape"]))
     params, activations = complexity(spec, tuple(info["image_shape"]), len(info["classes"]))
     batch = recipe["batch_size"]
-    needed = 4 * (PARAMETER_COPIES * params + ACTIVATION_COPIES * batch * activations)
+    needed = 4 * (PARAMETER_COPIES * params + ACTIVATION_COPIES * batch * activations) * runs
     limit = memory_limit()
     if needed > limit:
         raise StageError(
             f"params.yaml: models.{name}.{FAMILIES[spec['family']].width_knob} makes a model too large to train here: an estimated "
             f"{needed / 2**30:.1f} GiB ({params:,} parameters, {activations:,} activation values per image at "
-            f"recipes.{declaration['recipe']}.batch_size {batch}), over the limit of {limit / 2**30:.1f} GiB "
+            f"recipes.{declaration['recipe']}.batch_size {batch}{f', {runs} seeds at once' if runs > 1 else ''}), over the limit of {limit / 2**30:.1f} GiB "
             f"({MEMORY_FRACTION:.0%} of the available memory; set {MEMORY_LIMIT_VARIABLE} to change it)"
         )
     return needed
@@ -123,6 +136,8 @@ def preprocessing(recipe: dict[str, Any], info: dict[str, Any], seed: int) -> li
     else:
         std = np.array(info["std"])
         layers = [keras.layers.Normalization(mean=info["mean"], variance=std**2, name="standardize")]
+    if recipe["augment"] == "data":
+        return layers  # flips and shifts are done on the batches (widthdepth.training.augment)
     if recipe["flip"]:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed, name="random_flip"))
     if recipe["translate"]:
@@ -151,12 +166,13 @@ def optimizer(recipe: dict[str, Any], steps_per_epoch: int):
 
 
 def compiled_model(
-    name: str, declaration: dict[str, Any], recipe: dict[str, Any], info: dict[str, Any], steps_per_epoch: int, **compile_args: Any
+    name: str, declaration: dict[str, Any], recipe: dict[str, Any], info: dict[str, Any], steps_per_epoch: int,
+    seed: int | None = None, **compile_args: Any
 ):
-    """The model of `models.<name>`, seeded, built and compiled for its recipe: ready to fit."""
+    """The model of `models.<name>`, seeded (by default with its first seed), built and compiled for its recipe: ready to fit."""
     import keras
 
-    seed = declaration.get("seed", 0)
+    seed = declaration.get("seed", 0) if seed is None else seed
     input_shape, n_classes = tuple(info["image_shape"]), len(info["classes"])
     keras.utils.set_random_seed(seed)
     spec = check_spec(name, declaration, input_shape)
