@@ -1,7 +1,7 @@
 """How the study's time grows with its size: training seconds against training work, from the measured runs.
 
-Reads what `dvc repro` wrote (metrics/<name>.json, data/prepared/dataset.json, params.yaml)
-and prints, per model, the training work (about 3 x MACs per image x images x epochs:
+Reads what `dvc repro` wrote (metrics/<name>/seed_<k>.json, data/prepared/dataset.json, params.yaml)
+and prints, per run (a model's seed), the training work (about 3 x MACs per image x images x epochs:
 forward once, backward twice) against the measured training seconds; then a least-squares
 fit seconds = a x work^b over the models, and what it predicts for the study scaled up.
 
@@ -22,6 +22,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from widthdepth.training.recipes import seeds_of  # noqa: E402
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -34,9 +36,10 @@ def main() -> None:
 
     rows = []
     for name, declaration in params["models"].items():
-        metrics = json.loads((args.metrics / f"{name}.json").read_text())
-        work = 3 * metrics["cost"]["macs_per_image"] * n_train * metrics["epochs"]
-        rows.append((name, declaration["recipe"], work, metrics["cost"]["training_seconds"]))
+        for seed in seeds_of(declaration):
+            metrics = json.loads((args.metrics / name / f"seed_{seed}.json").read_text())
+            work = 3 * metrics["cost"]["macs_per_image"] * n_train * metrics["epochs"]
+            rows.append((f"{name}/seed_{seed}", declaration["recipe"], work, metrics["cost"]["training_seconds"]))
     print("| model | recipe | training work (TMAC) | training seconds | GMAC/s |\n|---|---|---|---|---|")
     for name, recipe, work, seconds in rows:
         print(f"| {name} | {recipe} | {work / 1e12:.2f} | {seconds:,.0f} | {work / seconds / 1e9:.1f} |")
@@ -44,7 +47,7 @@ def main() -> None:
     print(f"| **all** | | {work.sum() / 1e12:.2f} | {seconds.sum():,.0f} ({seconds.sum() / 60:.1f} min) | {work.sum() / seconds.sum() / 1e9:.1f} |")
 
     b, log_a = np.polyfit(np.log(work), np.log(seconds), 1)
-    print(f"\nfit over {len(rows)} models: seconds = {math.exp(log_a):.3g} x work^{b:.2f} "
+    print(f"\nfit over {len(rows)} runs: seconds = {math.exp(log_a):.3g} x work^{b:.2f} "
           f"(b < 1: small models run far below the machine's arithmetic rate, so time grows slower than work)")
     for scale in (2, 4, 16):
         predicted = float(np.sum(np.exp(log_a) * (scale * work) ** b))
