@@ -72,7 +72,7 @@ def test_an_unknown_backend_names_the_params_key() -> None:
         runtime.configure("theano")
 
 
-@pytest.mark.xfail(strict=True, reason="results stale since the fixes for issue #14 changed every stage's code "
+@pytest.mark.xfail(strict=True, reason="results stale since issues #14-#16 changed every stage's code "
                    "(README, The answer); strict: once the study is rerun this passes, and the mark must go")
 def test_the_committed_dvc_lock_records_the_code_at_head() -> None:
     """The committed results were computed by the code as it is: every code dep's hash in dvc.lock matches the file."""
