@@ -38,7 +38,6 @@ log = logging.getLogger("train")
 DIVERGED_LOSS_FACTOR = 3.0
 
 
-
 @dataclass
 class RunState:
     """What a checkpoint holds beside the model: enough to resume, and to know whether to."""
