@@ -375,7 +375,7 @@ def test_the_seeds_of_one_model_are_one_point_with_an_interval(workdir: Path) ->
     half = 4.303 * 0.02 / math.sqrt(3)  # sd 0.02 of 3 seeds, t at 2 degrees of freedom
     assert f"| 8 | 100 | 1,000 | 0.5200 ± {half:.4f} | 3 |" in text
     step = difference([0.60, 0.61, 0.62], [0.50, 0.52, 0.54])
-    assert f"| {step.text(-4)} | higher |" in text
+    assert f"| {step.text(signed=True)} | higher |" in text
     with open("report/summary.csv", newline="") as file:
         assert [(r["model"], r["seed"]) for r in csv.DictReader(file)] == [("w8", "0"), ("w8", "1"), ("w8", "2"), ("w16", "10"), ("w16", "11"), ("w16", "12")]
     labels = {r["model"] for r in json.loads(Path("report/plots/epochs.json").read_text())}

@@ -21,7 +21,7 @@ from widthdepth.architectures import check_spec
 from widthdepth.figures.charts import plot_confusion, plot_cost, plot_epochs, plot_scaling, plot_sweeps
 from widthdepth.figures.grids import save_image_grid
 from widthdepth.stage import StageError, check_name, read_json
-from widthdepth.study import COSTS, Analysis, Estimate, Run, Sweep, make_run, mean_estimate, point_cost, seed_groups
+from widthdepth.study import COSTS, Analysis, Run, Sweep, make_run, mean_estimate, point_cost, seed_groups, test_estimate
 from widthdepth.training.log import read_curve, read_logged_params
 from widthdepth.training.recipes import seeds_of
 
@@ -115,10 +115,6 @@ def table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
 
 
-def interval(estimate: Estimate, sign: bool = False) -> str:
-    return estimate.text(-4 if sign else 4)
-
-
 def answer_section(a: Analysis, test_images: int) -> list[str]:
     """The study's answer: one line per sweep, its gain per step with a 95% interval and a verdict."""
     lines = [f"Test accuracy on {test_images:,} test images; each point is the mean over its seeds with a 95% interval "
@@ -127,15 +123,15 @@ def answer_section(a: Analysis, test_images: int) -> list[str]:
              "declared before the run), otherwise a difference whose interval holds 0 is \"inconclusive\".", ""]
     for sweep in a.sweeps:
         gain = sweep.gain()
-        lines.append(f"- {sweep.title}: {interval(gain, True)} test accuracy per {sweep.feature.step} "
+        lines.append(f"- {sweep.title}: {gain.text(signed=True)} test accuracy per {sweep.feature.step} "
                      f"({sweep.feature.label} {' → '.join(str(p.value) for p in sweep.points)}): {gain.verdict(a.margin)}.")
     if not a.sweeps:
         lines.append("- No sweep: no two models of one family and recipe differ in width, depth or branches alone.")
     lines += ["", f"This report tests {a.comparisons} differences at 95% (steps, slopes, matched costs, budgets): about one in "
               "twenty of them would be flagged by chance alone, so read a single verdict among them with that in mind.", "",
               f"Best model by validation accuracy: {a.best[0].name} (validation "
-              f"{interval(mean_estimate([r.metrics['val']['accuracy'] for r in a.best]))}, test "
-              f"{interval(mean_estimate([r.test_accuracy for r in a.best]))}, {len(a.best)} seed{'s' * (len(a.best) > 1)}, "
+              f"{mean_estimate([r.metrics['val']['accuracy'] for r in a.best]).text()}, test "
+              f"{test_estimate(a.best).text()}, {len(a.best)} seed{'s' * (len(a.best) > 1)}, "
               f"{a.best[0].metrics['cost']['params']:,} parameters)."]
     return lines
 
@@ -148,7 +144,7 @@ def sweep_tables(a: Analysis) -> list[str]:
         rows = []
         for point, step in zip(sweep.points, steps):
             rows.append([point.value, f"{point_cost(point, 'params'):,.0f}", f"{point_cost(point, 'macs_per_image'):,.0f}",
-                         interval(point.estimate), len(point.runs), "" if step is None else interval(step, True),
+                         point.estimate.text(), len(point.runs), "" if step is None else step.text(signed=True),
                          "" if step is None else step.verdict(a.margin)])
         lines += [f"### {sweep.title}", "", *table([sweep.feature.label, "parameters", "MACs per image", "test accuracy (95%)",
                                                     "seeds", "step to next (95%)", "verdict"], rows),
@@ -160,7 +156,7 @@ def matched_cost_section(a: Analysis) -> list[str]:
     """Wider against deeper at equal cost, each matched cost a row (no average that could hide a crossover)."""
     lines = []
     for m in a.matched:
-        rows = [[f"{cost:,.0f}", interval(w), interval(d), interval(gap, True), gap.verdict(a.margin)] for cost, w, d, gap in m.points]
+        rows = [[f"{cost:,.0f}", w.text(), d.text(), gap.text(signed=True), gap.verdict(a.margin)] for cost, w, d, gap in m.points]
         lines += [f"### {m.width.family}, {m.width.recipe} recipe, at equal {COSTS[m.cost]}", "",
                   *table([COSTS[m.cost], "wider (width sweep)", "deeper (depth sweep)", "wider - deeper (95%)", "verdict"], rows),
                   "", "Each sweep's accuracy between two of its points is interpolated linearly in log cost; the shared "
@@ -173,7 +169,7 @@ def scaling_section(a: Analysis) -> list[str]:
     rows = []
     for f in a.fits:
         check = {True: "passed", False: "failed", None: "too few points to check"}[f.check]
-        exponent = interval(f.alpha) if f.check else "not cited"
+        exponent = f.alpha.text() if f.check else "not cited"
         rows.append([f.sweep.title, COSTS[f.cost], exponent, f"{f.predicted:.4f}", f"{f.measured:.4f}", check])
     if not rows:
         return ["No width sweep has three or more points."]
@@ -186,16 +182,16 @@ def scaling_section(a: Analysis) -> list[str]:
 def budget_section(a: Analysis) -> list[str]:
     if not a.controls:
         return ["No model was trained at two budgets (declare one again with a recipe that differs only in `epochs`)."]
-    rows = [[", ".join(dict.fromkeys(r.name for r in c.base)), c.base_epochs, interval(mean_estimate([r.test_accuracy for r in c.base])),
-             ", ".join(dict.fromkeys(r.name for r in c.longer)), c.longer_epochs, interval(mean_estimate([r.test_accuracy for r in c.longer])),
-             interval(c.gain, True), c.gain.verdict(a.margin)] for c in a.controls]
+    rows = [[", ".join(dict.fromkeys(r.name for r in c.base)), c.base_epochs, test_estimate(c.base).text(),
+             ", ".join(dict.fromkeys(r.name for r in c.longer)), c.longer_epochs, test_estimate(c.longer).text(),
+             c.gain.text(signed=True), c.gain.verdict(a.margin)] for c in a.controls]
     return [*table(["model", "epochs", "test accuracy", "longer", "epochs", "test accuracy", "gain (95%)", "verdict"], rows), "",
             "A gain whose interval lies above 0 means this budget leaves accuracy on the table: read the sweeps as "
             "comparisons at this budget, not at convergence."]
 
 
 def frontier_section(a: Analysis) -> list[str]:
-    rows = [[g[0].name, f"{g[0].metrics['cost']['params']:,}", g[0].family, interval(mean_estimate([r.test_accuracy for r in g])), len(g)]
+    rows = [[g[0].name, f"{g[0].metrics['cost']['params']:,}", g[0].family, test_estimate(g).text(), len(g)]
             for g in a.frontier]
     return ["The models (means over their seeds) that no model with fewer parameters beats on test accuracy:", "",
             *table(["model", "parameters", "family", "test accuracy (95%)", "seeds"], rows), "",
@@ -215,8 +211,8 @@ def notebook_section(a: Analysis, reference: dict[str, float]) -> list[str]:
         last = mean_estimate([run.curves["val_accuracy"][-1] for run in group])
         best = mean_estimate([max(run.curves["val_accuracy"]) for run in group])
         epochs = ", ".join(str(int(np.argmax(run.curves["val_accuracy"])) + 1) for run in group)
-        rows.append([name, f"{number:.3f}", interval(last), f"{interval(best)} (epoch {epochs})",
-                     interval(mean_estimate([run.test_accuracy for run in group])), len(group)])
+        rows.append([name, f"{number:.3f}", last.text(), f"{best.text()} (epoch {epochs})",
+                     test_estimate(group).text(), len(group)])
     if not rows:
         return [f"None of the notebook's models ({', '.join(reference)}) is declared in `models`, or all of them failed."]
     lines = table(["model", "notebook (test, last epoch, official pixels)", "validation, last epoch", "validation, best epoch",

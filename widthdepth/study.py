@@ -55,12 +55,10 @@ class Estimate:
     def high(self) -> float | None:
         return None if self.half_width is None else self.value + self.half_width
 
-    def text(self, digits: int = 4) -> str:
-        """`0.6100 ± 0.0254` (95%), or the value alone when there is no interval."""
-        sign = "+" if digits < 0 else ""
-        digits = abs(digits)
-        value = f"{self.value:{sign}.{digits}f}"
-        return value if self.half_width is None else f"{value} ± {self.half_width:.{digits}f}"
+    def text(self, signed: bool = False) -> str:
+        """`0.6100 ± 0.0254` (95%), `+0.0110 ± ...` when `signed`, or the value alone when there is no interval."""
+        value = f"{self.value:{'+' if signed else ''}.4f}"
+        return value if self.half_width is None else f"{value} ± {self.half_width:.4f}"
 
     def verdict(self, margin: float) -> str:
         """For a difference: higher or lower when the 95% interval excludes 0, equal when it lies
@@ -82,6 +80,20 @@ def mean_estimate(values: list[float]) -> Estimate:
     if len(values) < 2:
         return Estimate(float(values.mean()))
     return Estimate(float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values))), len(values) - 1)
+
+
+def test_estimate(runs: list[Run]) -> Estimate:
+    """Mean test accuracy of runs (the seeds of one model) with its interval."""
+    return mean_estimate([run.test_accuracy for run in runs])
+
+
+def combined(terms: list[tuple[float, Estimate]]) -> Estimate:
+    """sum(weight x estimate) of independent estimates: standard errors added in quadrature, the
+    smallest df kept (conservative); no interval if any term has none."""
+    value = sum(weight * e.value for weight, e in terms)
+    if any(e.se is None for _, e in terms):
+        return Estimate(value)
+    return Estimate(value, math.sqrt(sum((weight * e.se) ** 2 for weight, e in terms)), min(e.df for _, e in terms))
 
 
 def difference(after: list[float], before: list[float]) -> Estimate:
@@ -197,7 +209,7 @@ class Point:
 
     @property
     def estimate(self) -> Estimate:
-        return mean_estimate(self.accuracies)
+        return test_estimate(self.runs)
 
 
 @dataclass
@@ -331,13 +343,7 @@ def _interpolated(points: list[Point], cost: str, x: float) -> tuple[Estimate, t
     if abs(xs[right] - x) < 1e-12:
         return points[right].estimate, tuple(r.name for r in points[right].runs)
     a, b, w = points[right - 1], points[right], (x - xs[right - 1]) / (xs[right] - xs[right - 1])
-    ea, eb = a.estimate, b.estimate
-    value = (1 - w) * ea.value + w * eb.value
-    if ea.se is None or eb.se is None:
-        estimate = Estimate(value)
-    else:
-        estimate = Estimate(value, math.sqrt(((1 - w) * ea.se) ** 2 + (w * eb.se) ** 2), min(ea.df, eb.df))
-    return estimate, tuple(r.name for r in a.runs + b.runs)
+    return combined([(1 - w, a.estimate), (w, b.estimate)]), tuple(r.name for r in a.runs + b.runs)
 
 
 def matched_cost(sweeps: list[Sweep], cost: str) -> list[MatchedCost]:
@@ -358,9 +364,7 @@ def matched_cost(sweeps: list[Sweep], cost: str) -> list[MatchedCost]:
                 (w, w_models), (d, d_models) = (_interpolated(curve, cost, x) for curve in curves)
                 if w_models == d_models:
                     continue
-                gap = Estimate(w.value - d.value) if w.se is None or d.se is None else \
-                    Estimate(w.value - d.value, math.sqrt(w.se**2 + d.se**2), min(w.df, d.df))
-                points.append((math.exp(x), w, d, gap))
+                points.append((math.exp(x), w, d, combined([(1, w), (-1, d)])))
             if points:
                 comparisons.append(MatchedCost(width, depth, cost, points))
     return comparisons
