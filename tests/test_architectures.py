@@ -60,7 +60,7 @@ def test_every_declared_model_is_valid_for_cifar10() -> None:
 
 
 BAD_DECLARATIONS = [
-        ({"family": "resnet"}, "family", "is 'resnet'; expected one of alexnet, inception, mlp"),
+        ({"family": "resnet"}, "family", "is 'resnet'; expected one of alexnet, inception, airbench, mlp"),
         ({"family": "alexnet", "widht": 3}, "widht", "is not a knob of the alexnet family"),
         ({"family": "alexnet", "filters": 0}, "filters", "must be a width of at least 1, not 0"),
         ({"family": "alexnet", "filters": [16, 0, 16]}, "filters", "must be a width of at least 1"),
@@ -85,7 +85,32 @@ BAD_DECLARATIONS = [
         ({"family": "inception", "branches": 5}, "branches", "must be 2, 3 or 4"),
         ({"family": "inception", "blocks": [1, 0]}, "blocks", "must be a number of blocks per stage of at least 1"),
         ({"family": "mlp", "widths": [0]}, "widths", "must be a width of at least 1"),
+        ({"family": "airbench", "widths": [8, 0]}, "widths", "must be a width of at least 1, not 0"),
+        ({"family": "airbench", "widths": [8, 8, 8, 8]}, "widths", "has 4 blocks, each halving the feature map: 32x32 input leaves 1x1"),
+        ({"family": "airbench", "whiten_kernel": 0}, "whiten_kernel", "must be a kernel size of at least 1"),
+        ({"family": "airbench", "batch_norm_momentum": 1}, "batch_norm_momentum", "must be a number in [0, 1), not 1"),
+        ({"family": "airbench", "logit_scale": 0}, "logit_scale", "must be a number above 0, not 0"),
 ]
+
+
+def test_airbench_is_the_published_network_and_starts_whitened() -> None:
+    """airbench94's network has 1.97M parameters; its first convolution, frozen, whitens 2x2
+    patches of the training images: each of its first 12 channels has unit second moment."""
+    import keras
+    import numpy as np
+
+    from widthdepth.architectures import initialize_airbench
+
+    assert n_params({"family": "airbench"}) == pytest.approx(1.97e6, rel=0.005)
+    spec = check_spec("m", {"family": "airbench", "widths": [4, 8]}, CIFAR)
+    model = build_model(spec, CIFAR, 10, [keras.layers.Rescaling(1 / 255)])
+    images = np.random.default_rng(0).integers(0, 256, (300, 32, 32, 3), dtype=np.uint8)
+    initialize_airbench(model, spec, images)
+    whitened = keras.Model(model.inputs, model.get_layer("whiten").output).predict(images, verbose=0)[..., :12]
+    assert np.allclose((whitened.reshape(-1, 12) ** 2).mean(0), 1.0, atol=0.01)
+    assert not model.get_layer("whiten").trainable
+    first = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D) and layer.name != "whiten")
+    assert np.array(first.kernel)[1, 1, :4, :4].tolist() == np.eye(4).tolist()  # Dirac: identity on its first channels
 
 
 @pytest.mark.parametrize("spec, key, message", BAD_DECLARATIONS)

@@ -92,6 +92,7 @@ SIZED = {
                  "dropout": 0.1, "dense": [16, 8], "dense_dropout": 0.2}, {"batch_norm": False, "pool_size": 3}],
     "inception": [{"stem": 5, "branches": 4, "filters": 3, "blocks": [1, 2]}, {"branches": 3, "downsample_filters": 7}],
     "mlp": [{"widths": [32, 16]}, {"widths": 9, "dropout": 0.0}],
+    "airbench": [{"widths": [4, 8], "whiten_kernel": 3}, {"widths": 6, "batch_norm_momentum": 0.9, "logit_scale": 0.5}],
 }
 
 

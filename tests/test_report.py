@@ -45,17 +45,26 @@ def runs_of(models: dict, accuracy: dict[str, float]) -> list:
 
 def test_sweeps_of_the_default_study() -> None:
     models = yaml.safe_load((ROOT / "params.yaml").read_text())["models"]
-    sweeps = {(s.family, s.feature.name, s.recipe): s for s in find_sweeps(runs_of(models, {}))}
-    points = {key: [(p.value, [r.name for r in p.runs]) for p in s.points] for key, s in sweeps.items()}
-    alex_w16, inc_base = ["alex_w16"] * 3, ["inc_base"] * 3  # three seeds each
-    assert points[("alexnet", "width", "modern")] == [(2, ["alex_w2"]), (4, ["alex_w4"]), (8, ["alex_w8"]), (16, alex_w16), (32, ["alex_w32"])]
-    assert points[("alexnet", "depth", "modern")] == [(3, ["alex_c1"]), (6, alex_w16), (9, ["alex_c3"]), (12, ["alex_c4"])]
-    assert points[("alexnet", "width", "notebook")] == [(32, ["seed_base"]), (64, ["seed_wide"])]
-    assert points[("alexnet", "depth", "notebook")] == [(3, ["seed_base"]), (5, ["seed_deep"])]
-    assert points[("inception", "width", "modern")] == [(2, ["inc_filters2"]), (4, inc_base), (8, ["inc_filters8"])]
-    assert points[("inception", "depth", "modern")] == [(3, inc_base), (6, ["inc_blocks2"]), (9, ["inc_blocks3"])]
-    assert points[("inception", "branches", "modern")] == [(2, inc_base), (3, ["inc_branches3"]), (4, ["inc_branches4"])]
-    assert len(sweeps) == 7  # nothing else: alex_w16_2x and the mlps stand alone in their recipes
+    sweeps = find_sweeps(runs_of(models, {}))
+    points = {(s.family, s.feature.name, s.recipe, s.fixed): [(p.value, [r.name for r in p.runs]) for p in s.points] for s in sweeps}
+    three = lambda name: [name] * 3  # every point has three seeds
+    width, depth = "filters of the first convolution", "convolution layers"
+    assert points[("alexnet", "width", "modern", f"6 {depth}")] == [(w, three(f"alex_w{w}")) for w in (2, 4, 8, 16)]
+    for convs in (1, 3):  # a grid of width x depth
+        assert points[("alexnet", "width", "modern", f"{3 * convs} {depth}")] == [(w, three(f"alex_w{w}_c{convs}")) for w in (4, 8)]
+    for w in (4, 8):
+        assert points[("alexnet", "depth", "modern", f"{w} {width}")] == [(3, three(f"alex_w{w}_c1")), (6, three(f"alex_w{w}")),
+                                                                         (9, three(f"alex_w{w}_c3"))]
+    for rate in ("half", "double"):  # the width sweep's ends at other learning rates
+        assert points[("alexnet", "width", f"modern_lr_{rate}", f"6 {depth}")] == [(w, three(f"alex_w{w}_lr_{rate}")) for w in (2, 16)]
+    assert points[("alexnet", "width", "notebook", f"3 {depth}")] == [(32, three("seed_base")), (64, three("seed_wide"))]
+    assert points[("alexnet", "depth", "notebook", f"32 {width}")] == [(3, three("seed_base")), (5, three("seed_deep"))]
+    inc = "4 filters per branch"
+    assert points[("inception", "width", "modern", "3 inception blocks, 2 parallel branches")] == [
+        (f, three(n)) for f, n in ((2, "inc_filters2"), (4, "inc_base"), (8, "inc_filters8"), (16, "inc_filters16"))]
+    assert points[("inception", "depth", "modern", f"{inc}, 2 parallel branches")] == [(3, three("inc_base")), (6, three("inc_blocks2"))]
+    assert points[("inception", "branches", "modern", f"{inc}, 3 inception blocks")] == [(2, three("inc_base")), (3, three("inc_branches3"))]
+    assert len(sweeps) == 12  # nothing else: the budget control, the mlps and airbench stand alone in their recipes
 
 
 def test_gain_per_doubling_and_per_step_with_seed_repeats() -> None:
@@ -138,7 +147,7 @@ def write_results(folder: Path, models: dict, accuracy: dict[str, float], val: d
     np.save(folder / "data" / "x_train.npy", builders.random_images(30, SHAPE, seed=0))
     np.save(folder / "data" / "y_train.npy", builders.balanced_labels(30, len(CLASSES), seed=0))
     recipe = {"epochs": 3, "batch_size": 8, "optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 0.0,
-              "warmup_epochs": 0, "schedule": "cosine", "label_smoothing": 0.1, "inputs": "standardize", "flip": True, "translate": 0.1, "augment": "data"}
+              "warmup_epochs": 0, "schedule": "cosine", "label_smoothing": 0.1, "inputs": "standardize", "flip": True, "translate": 0.1, "augment": "data", "recalibrate_batch_norm": False}
     params = {"data": {"dataset": "imagefolder", "source": "/somewhere/insects.zip"}, "models": models,
               "recipes": {name: {**recipe, **recipe_changes.get(name, {})} for name in {d["recipe"] for d in models.values()}},
               "report": {"equivalence_margin": 0.01, "notebook": notebook}}
@@ -303,15 +312,35 @@ def test_a_run_that_collapsed_in_inference_mode_is_flagged_and_counts_nowhere(wo
     write_results(workdir, models, accuracy, accuracy)
     metrics = json.loads(Path("metrics/w32/seed_0.json").read_text())
     metrics["train"]["accuracy"] = 0.2  # the saved model; its training log says 0.45 in training mode
+    metrics["recomputed_batch_norm"] = {"train_sample": {"accuracy": 0.44, "loss": 1.0}, "val": {"accuracy": 0.41, "loss": 1.1}, "images": 30}
     Path("metrics/w32/seed_0.json").write_text(json.dumps(metrics))
     run_stage("report", *REPORT_ARGS)
     text = Path("report/report.md").read_text()
-    failed = text.split("## Failed runs")[1].split("## Summary")[0]
+    failed = text.split("## Failed runs")[1].split("## Batch-norm")[0]
     assert "- w32 (alexnet, sweep recipe): collapsed in inference mode: the saved model scores 0.2000 on its training split, " \
-           "against 0.4500 in training mode in its last epoch" in failed
+           "against 0.4500 in training mode in its last epoch. With its batch-norm statistics recomputed on 30 training images " \
+           "it scores 0.4400 on them and 0.4100 on validation: so the weights are sound and the collapse is in the batch-norm " \
+           "statistics" in failed
     assert "w32" not in text.split("## Failed runs")[0] and "w32" not in Path("report/plots/sweeps.json").read_text()
     with open("report/summary.csv", newline="") as file:
         assert {r["model"]: r["failure"] for r in csv.DictReader(file)} == {"w8": "", "w16": "", "w32": "collapsed in inference mode"}
+
+
+def test_the_ends_of_a_width_sweep_at_other_learning_rates_get_the_rate_chosen_on_validation(workdir: Path) -> None:
+    models = {f"w{w}{suffix}": {**ALEX, "filters": w, "recipe": recipe, "seeds": 2}
+              for w in (2, 8, 16) for suffix, recipe in (("", "sweep"), ("_half", "half"), ("_double", "double"))
+              if w != 8 or recipe == "sweep"}
+    test = {"w2": [0.40, 0.42], "w2_half": [0.30, 0.32], "w2_double": [0.52, 0.54], "w8": [0.5, 0.5],
+            "w16": [0.60, 0.62], "w16_half": [0.70, 0.72], "w16_double": [0.55, 0.57]}
+    val = {name: float(np.mean(accuracies)) for name, accuracies in test.items()}  # w2 is best at twice the rate, w16 at half
+    write_results(workdir, models, test, val, recipe_changes={"half": {"learning_rate": 0.05}, "double": {"learning_rate": 0.2}})
+    run_stage("report", *REPORT_ARGS)
+    section = Path("report/report.md").read_text().split("## Learning rate at the ends of a sweep")[1].split("\n## ")[0]
+    assert section.count("alexnet width sweep") == 1  # the sweeps at the other rates share its ends: listed once
+    assert "| 2 filters of the first convolution | 0.2 | w2_double | 0.5300 ± 0.0000 | 0.5300 ± 0.1271 | 2 | chosen |" in section
+    assert "| 16 filters of the first convolution | 0.1 (the sweep's) | w16 | 0.6100 ± 0.0000 | 0.6100 ± 0.1271 | 2 |  |" in section
+    assert "- Gain from the first to the last point at the sweep's rate: +0.2000 ± 0.0609 (higher)." in section  # Welch, t(2)
+    assert "- At each end's chosen rate (0.2 and 0.05): +0.1800 ± 0.0609 (higher)." in section
 
 
 def plain_family():
@@ -353,7 +382,7 @@ def test_a_family_registered_in_one_record_builds_trains_and_runs_through_the_re
     declaration = {"family": "plain", "recipe": "modern", "filters": 4, "layers": 3}
     info = {"mean": [127.5] * 3, "std": [73.9] * 3, "image_shape": [8, 8, 3], "classes": CLASSES}
     recipe = {"epochs": 1, "batch_size": 4, "optimizer": "sgd", "learning_rate": 0.01, "momentum": 0.9, "weight_decay": 0.0,
-              "warmup_epochs": 0, "schedule": "constant", "label_smoothing": 0.0, "inputs": "standardize", "flip": True, "translate": 0.1, "augment": "layers"}
+              "warmup_epochs": 0, "schedule": "constant", "label_smoothing": 0.0, "inputs": "standardize", "flip": True, "translate": 0.1, "augment": "layers", "recalibrate_batch_norm": False}
     model = compiled_model("p", declaration, recipe, info, 1)
     assert np.isfinite(model.train_on_batch(builders.random_images(4, (8, 8, 3), 0), keras.utils.to_categorical([0, 1, 0, 1], 2))[0])
     assert complexity(check_spec("p", declaration, (8, 8, 3)), (8, 8, 3), 2)[0] == model.count_params()

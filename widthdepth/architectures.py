@@ -50,6 +50,8 @@ class Family:
     width_knob: str  # the knob a memory refusal names
     line_style: str = "-"  # in the report's per-epoch chart
     marker: str = "o"  # in the report's cost charts
+    # (built model, spec, raw training images) -> None: weights set from the data before training
+    initialize: Callable[[Any, dict[str, Any], Any], None] | None = None
 
 
 FAMILIES: dict[str, Family] = {}
@@ -385,6 +387,111 @@ register(Family(
                 lambda spec: spec["filters"][0][0], True),
         Feature("depth", "inception blocks", "added block", frozenset({"blocks"}), lambda spec: sum(spec["blocks"]), False),
         Feature("branches", "parallel branches", "added branch", frozenset({"branches"}), lambda spec: spec["branches"], False),
+    ),
+))
+
+
+# -- airbench: Keller Jordan's airbench94 network for fast CIFAR-10 training, ported ------------
+
+
+def _check_airbench(name: str, knobs: dict[str, Any], input_shape: tuple[int, int, int]) -> dict[str, Any]:
+    widths = knobs["widths"] if isinstance(knobs["widths"], list) else [knobs["widths"]]
+    if not 1 <= len(widths) <= MAX_COUNT:
+        raise _error(name, "widths", f"must list 1 to {MAX_COUNT} block widths, not {len(widths)}")
+    for width in widths:
+        _positive_int(name, "widths", width, "width")
+    size = min(input_shape[:2])
+    kernel = _positive_int(name, "whiten_kernel", knobs["whiten_kernel"], "kernel size", size)
+    momentum, scale = knobs["batch_norm_momentum"], knobs["logit_scale"]
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
+        raise _error(name, "batch_norm_momentum", f"must be a number in [0, 1), not {momentum!r}")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        raise _error(name, "logit_scale", f"must be a number above 0, not {scale!r}")
+    size -= kernel - 1
+    for _ in widths:
+        size //= 2
+    if size < 3:
+        raise _error(name, "widths", f"has {len(widths)} blocks, each halving the feature map: {input_shape[0]}x{input_shape[1]} "
+                     f"input leaves {max(size, 0)}x{max(size, 0)} before the final 3x3 pool; use fewer blocks")
+    return {**knobs, "widths": widths}
+
+
+def _airbench_size(spec: dict[str, Any], input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    h, w, c = input_shape
+    kernel = spec["whiten_kernel"]
+    whiten = 2 * c * kernel * kernel
+    h, w = h - kernel + 1, w - kernel + 1
+    params, acts, c = kernel * kernel * c * whiten + whiten, 2 * h * w * whiten, whiten
+    for width in spec["widths"]:
+        acts += h * w * width  # the first convolution, before its pool
+        h, w = h // 2, w // 2
+        params += 9 * c * width + 9 * width * width + 2 * 3 * width  # two convolutions; batch norm: beta, moving mean and variance
+        acts += 6 * h * w * width  # pool, norm, GELU, convolution, norm, GELU
+        c = width
+    h, w = h // 3, w // 3
+    features = h * w * c
+    return params, acts + 2 * features + features, features  # the pool, flatten and scaling
+
+
+def airbench(x, spec: dict[str, Any]):
+    """A frozen patch-whitening convolution, then per block: conv, pool, norm, GELU, conv, norm,
+    GELU; a 3x3 max-pool and the logits scaled down (airbench94's `Mul(1/9)`)."""
+    from keras import layers
+
+    channels = x.shape[-1]
+    kernel = spec["whiten_kernel"]
+    x = layers.Conv2D(2 * channels * kernel * kernel, kernel, padding="valid", trainable=False, name="whiten")(x)
+    x = layers.Activation("gelu")(x)
+    norm = dict(momentum=spec["batch_norm_momentum"], epsilon=1e-5, scale=False)
+    for width in spec["widths"]:
+        x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
+        x = layers.MaxPooling2D(2)(x)
+        x = layers.Activation("gelu")(layers.BatchNormalization(**norm)(x))
+        x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
+        x = layers.Activation("gelu")(layers.BatchNormalization(**norm)(x))
+    x = layers.MaxPooling2D(3)(x)
+    return layers.Rescaling(spec["logit_scale"])(layers.Flatten()(x))
+
+
+def initialize_airbench(model, spec: dict[str, Any], images) -> None:
+    """airbench94's data-dependent start: the whitening filters are the eigenvectors of the
+    training patches' covariance, scaled by 1/sqrt(eigenvalue), with their negatives; every
+    other convolution starts as an identity on its first input channels (Dirac)."""
+    import keras
+    import numpy as np
+
+    whiten = model.get_layer("whiten")
+    kernel, _, channels, _ = whiten.kernel.shape
+    sample = keras.Model(model.inputs, whiten.input).predict(images[:5000], batch_size=500, verbose=0)  # after preprocessing
+    patches = np.lib.stride_tricks.sliding_window_view(sample, (kernel, kernel), axis=(1, 2))  # n, h, w, c, kh, kw
+    patches = patches.transpose(0, 1, 2, 4, 5, 3).reshape(-1, kernel * kernel * channels)  # as the kernel's (kh, kw, c)
+    eigenvalues, eigenvectors = np.linalg.eigh(patches.T.astype(np.float64) @ patches / len(patches))
+    filters = (eigenvectors / np.sqrt(eigenvalues + 5e-4))[:, ::-1].reshape(kernel, kernel, channels, -1)
+    whiten.set_weights([np.concatenate([filters, -filters], axis=-1).astype(np.float32), np.zeros(whiten.filters, np.float32)])
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D) and layer is not whiten:
+            weights = np.array(layer.kernel)
+            k_h, k_w, c_in, c_out = weights.shape
+            identity = min(c_in, c_out)
+            weights[..., :identity] = 0.0
+            weights[k_h // 2, k_w // 2, np.arange(identity), np.arange(identity)] = 1.0
+            layer.kernel.assign(weights)
+
+
+register(Family(
+    name="airbench",
+    defaults={
+        "widths": [64, 256, 256],  # width: filters of each block's two convolutions; depth: the number of blocks
+        "whiten_kernel": 2,  # the frozen whitening convolution's kernel (2 x 3 x kernel^2 filters)
+        "batch_norm_momentum": 0.6,  # airbench94's fast-moving statistics
+        "logit_scale": 1 / 9,
+    },
+    check=_check_airbench, build=airbench, size=_airbench_size, width_knob="widths", line_style="-.", marker="D",
+    initialize=initialize_airbench,
+    features=(
+        Feature("width", "filters of the first block", "doubling of width", frozenset({"widths"}),
+                lambda spec: spec["widths"][0], True),
+        Feature("depth", "convolution layers", "added block", frozenset({"widths"}), lambda spec: 2 * len(spec["widths"]), False),
     ),
 ))
 

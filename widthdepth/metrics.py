@@ -71,6 +71,22 @@ def inference_speed(model, images: np.ndarray) -> dict[str, float]:
     return {"inference_images_per_second": round(throughput, 1), "latency_ms": round(1000 * float(np.median(latencies)), 3)}
 
 
+def recomputed_batch_norm(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray]) -> dict[str, Any] | None:
+    """What the model scores with its batch-norm statistics recomputed (widthdepth.training.batchnorm)
+    on a fixed sample of training images: on that sample and on the validation split. Beside the
+    saved model's scores this tells a collapse caused by the statistics from one in the weights.
+    None for a model without batch norm. Changes the model's statistics: call it last."""
+    from widthdepth.training.batchnorm import batch_norm_layers, recalibrate, sample
+
+    if not batch_norm_layers(model):
+        return None
+    (x_train, y_train), order = train, np.arange(len(train[0]))
+    picked = sample(order, seed=0)
+    recalibrate(model, x_train[picked])
+    return {"train_sample": split_metrics(predict(model, x_train[picked]), y_train[picked]), "val": split_metrics(predict(model, val[0]), val[1]),
+            "images": len(picked)}
+
+
 def model_metrics(
     model, splits: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str], training_log: dict[str, Any]
 ) -> tuple[dict[str, Any], np.ndarray]:
@@ -98,4 +114,5 @@ def model_metrics(
             **inference_speed(model, splits["test"][0]),
         },
     }
+    metrics["recomputed_batch_norm"] = recomputed_batch_norm(model, splits["train"], splits["val"])  # last: it changes the model
     return metrics, predicted

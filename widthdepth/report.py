@@ -21,7 +21,7 @@ from widthdepth.architectures import check_spec
 from widthdepth.figures.charts import plot_confusion, plot_cost, plot_epochs, plot_scaling, plot_sweeps
 from widthdepth.figures.grids import save_image_grid
 from widthdepth.stage import StageError, check_name, read_json
-from widthdepth.study import COSTS, Analysis, Run, Sweep, make_run, mean_estimate, point_cost, seed_groups, test_estimate
+from widthdepth.study import COLLAPSE_RATIO, COSTS, Analysis, Run, Sweep, make_run, mean_estimate, point_cost, seed_groups, test_estimate
 from widthdepth.training.log import read_curve, read_logged_params
 from widthdepth.training.recipes import seeds_of
 
@@ -190,6 +190,39 @@ def budget_section(a: Analysis) -> list[str]:
             "comparisons at this budget, not at convergence."]
 
 
+def rate_section(a: Analysis) -> list[str]:
+    if not a.rates:
+        return ["No sweep's ends were trained at other learning rates (declare its first and last models again with "
+                "recipes that differ only in `learning_rate`)."]
+    lines = []
+    for check in a.rates:
+        sweep, chosen = check.sweep, check.chosen
+        rows = [[f"{point.value} {sweep.feature.label}", f"{lr:g}" + (" (the sweep's)" if lr == check.rate else ""),
+                 ", ".join(dict.fromkeys(r.name for r in group)), mean_estimate([r.metrics["val"]["accuracy"] for r in group]).text(),
+                 test_estimate(group).text(), len(group), "chosen" if lr == pick else ""]
+                for point, rates, pick in zip((sweep.points[0], sweep.points[-1]), check.ends, chosen) for lr, group in rates.items()]
+        at_sweep, at_chosen = check.gain_at_sweep_rate, check.gain_at_chosen_rates
+        lines += [f"{sweep.family} {sweep.feature.name} sweep ({sweep.recipe} recipe), its ends at several learning rates; "
+                  "each end's rate is chosen on validation accuracy:", "",
+                  *table(["point", "learning rate", "model", "validation accuracy", "test accuracy", "seeds", ""], rows), "",
+                  f"- Gain from the first to the last point at the sweep's rate: {at_sweep.text(signed=True)} ({at_sweep.verdict(a.margin)}).",
+                  f"- At each end's chosen rate ({chosen[0]:g} and {chosen[-1]:g}): {at_chosen.text(signed=True)} "
+                  f"({at_chosen.verdict(a.margin)}).", ""]
+    return lines[:-1]
+
+
+def batch_norm_section(a: Analysis) -> list[str]:
+    """What recomputing the batch-norm statistics after training does (the recipe option `recalibrate_batch_norm`)."""
+    if not a.batch_norm:
+        return ["No model with batch norm was evaluated."]
+    rows = [[recipe, estimate.text(signed=True), estimate.df + 1, estimate.verdict(a.margin)] for recipe, estimate in a.batch_norm.items()]
+    images = max(run.metrics["recomputed_batch_norm"]["images"] for run in a.good if run.metrics.get("recomputed_batch_norm"))
+    return ["Every model with batch norm is evaluated once more after its batch-norm statistics are recomputed on "
+            f"{images:,} training images in inference mode (the recipe option `recalibrate_batch_norm`, "
+            "widthdepth/training/batchnorm.py). The change in validation accuracy, paired per run, by recipe:", "",
+            *table(["recipe", "validation accuracy, recomputed - as trained (95%)", "runs", "verdict"], rows)]
+
+
 def frontier_section(a: Analysis) -> list[str]:
     rows = [[g[0].name, f"{g[0].metrics['cost']['params']:,}", g[0].family, test_estimate(g).text(), len(g)]
             for g in a.frontier]
@@ -229,8 +262,21 @@ def failed_section(a: Analysis) -> list[str]:
         return ["No run failed: none diverged (training loss non-finite or above 3 x ln(classes), "
                 "`widthdepth/training/loop.py`, DIVERGED_LOSS_FACTOR) and none collapsed in inference mode."]
     return ["These runs failed and are left out of every sweep, gain, comparison, fit, frontier and the best-model pick:", ""] + [
-        f"- {run.label} ({run.family}, {run.recipe} recipe): {run.failure}" for run in a.failed
+        f"- {run.label} ({run.family}, {run.recipe} recipe): {run.failure}{collapse_cause(run)}" for run in a.failed
     ]
+
+
+def collapse_cause(run: Run) -> str:
+    """For a run that collapsed in inference mode: whether recomputing its batch-norm statistics restores it."""
+    recomputed = run.metrics.get("recomputed_batch_norm")
+    train_mode = run.curves.get("train_accuracy") or []
+    if run.metrics["diverged"] or not recomputed or not train_mode or recomputed["train_sample"]["accuracy"] is None:
+        return ""
+    score = recomputed["train_sample"]["accuracy"]
+    cause = ("so the weights are sound and the collapse is in the batch-norm statistics" if score >= COLLAPSE_RATIO * train_mode[-1]
+             else "still a collapse: the batch-norm statistics alone do not explain it")
+    return (f". With its batch-norm statistics recomputed on {recomputed['images']:,} training images it scores {score:.4f} on "
+            f"them and {recomputed['val']['accuracy']:.4f} on validation: {cause}")
 
 
 FIGURES = {
@@ -304,9 +350,11 @@ def write_report(folder: Path, info: dict[str, Any], params: dict[str, Any], a: 
         "Width or depth at equal cost": matched_cost_section(a),
         "Scaling with width": scaling_section(a),
         "Training budget": budget_section(a),
+        "Learning rate at the ends of a sweep": rate_section(a),
         "Accuracy per parameter": frontier_section(a),
         "The notebook's models": notebook_section(a, params["report"]["notebook"]),
         "Failed runs": failed_section(a),
+        "Batch-norm statistics recomputed": batch_norm_section(a),
         "Summary": [*table(SHORT_COLUMNS, [[row[c] for c in SHORT_COLUMNS] for row in rows]), "",
                     "Every column of every model: [summary.csv](summary.csv)."],
     }

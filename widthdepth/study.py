@@ -318,6 +318,72 @@ def budget_controls(runs: list[Run], recipes: dict[str, dict[str, Any]]) -> list
     return controls
 
 
+def recipe_variants(runs: list[Run], recipes: dict[str, dict[str, Any]], key: str) -> list[dict[Any, list[Run]]]:
+    """Seed groups declared alike but for recipes that differ in `key` only, as {value of `key`: group};
+    each set of two or more once."""
+    without = lambda recipe: json.dumps({k: v for k, v in recipes[recipe].items() if k != key}, sort_keys=True)
+    sets: dict[tuple[str, str], dict[Any, list[Run]]] = defaultdict(dict)
+    for group in seed_groups(runs):
+        run = group[0]
+        sets[(run.key(frozenset({"recipe"})), without(run.recipe))][recipes[run.recipe][key]] = group
+    return [dict(sorted(variants.items())) for variants in sets.values() if len(variants) > 1]
+
+
+def val_accuracy(group: list[Run]) -> float:
+    return float(np.mean([run.metrics["val"]["accuracy"] for run in group]))
+
+
+@dataclass
+class RateCheck:
+    """The ends of a sweep, each trained at several learning rates, all else equal: does the sweep's
+    gain survive when each end gets the rate chosen for it on validation?"""
+
+    sweep: Sweep
+    ends: list[dict[float, list[Run]]]  # per end (first and last point): learning rate -> seed group
+    rate: float  # the sweep's own rate
+
+    @property
+    def chosen(self) -> list[float]:
+        """Each end's rate of the highest mean validation accuracy (never test)."""
+        return [max(rates, key=lambda lr: val_accuracy(rates[lr])) for rates in self.ends]
+
+    @property
+    def gain_at_sweep_rate(self) -> Estimate:
+        first, last = (rates[self.rate] for rates in self.ends)
+        return difference([r.test_accuracy for r in last], [r.test_accuracy for r in first])
+
+    @property
+    def gain_at_chosen_rates(self) -> Estimate:
+        first, last = (rates[lr] for rates, lr in zip(self.ends, self.chosen))
+        return difference([r.test_accuracy for r in last], [r.test_accuracy for r in first])
+
+
+def rate_checks(sweeps: list[Sweep], runs: list[Run], recipes: dict[str, dict[str, Any]]) -> list[RateCheck]:
+    """Every sweep whose first and last points were also trained at other learning rates; where
+    several sweeps share those ends (the same sweep at each rate), the one with the most points."""
+    variants = recipe_variants(runs, recipes, "learning_rate")
+    checks, seen = [], []
+    for sweep in sorted(sweeps, key=lambda s: -len(s.points)):
+        rate = recipes[sweep.recipe]["learning_rate"]
+        ends = [next((rates for rates in variants if rate in rates and rates[rate][0].key() == point.runs[0].key()), None)
+                for point in (sweep.points[0], sweep.points[-1])]
+        if all(ends) and ends not in seen:
+            checks.append(RateCheck(sweep, ends, rate))
+            seen.append(ends)
+    return checks
+
+
+def recomputed_batch_norm_gains(runs: list[Run]) -> dict[str, Estimate]:
+    """Per recipe: the mean change in validation accuracy when a run's batch-norm statistics are
+    recomputed after training (evaluate's `recomputed_batch_norm`), paired per run, with its interval."""
+    changes: dict[str, list[float]] = defaultdict(list)
+    for run in runs:
+        recomputed = run.metrics.get("recomputed_batch_norm")
+        if recomputed and recomputed["val"]["accuracy"] is not None:
+            changes[run.recipe].append(recomputed["val"]["accuracy"] - run.metrics["val"]["accuracy"])
+    return {recipe: mean_estimate(values) for recipe, values in changes.items()}
+
+
 COSTS = {"params": "parameters", "macs_per_image": "multiply-accumulates per image"}
 
 
@@ -428,6 +494,8 @@ class Analysis:
     matched: list[MatchedCost]
     fits: list[ScalingFit]
     controls: list[BudgetControl]
+    rates: list[RateCheck]
+    batch_norm: dict[str, Estimate]  # per recipe: recomputing the batch-norm statistics, change in validation accuracy
     frontier: list[list[Run]]  # seed groups no cheaper one beats, by parameters
     best: list[Run]  # the seed group of the best mean validation accuracy (never test)
     margin: float  # the equivalence margin declared in params.yaml (report.equivalence_margin)
@@ -436,7 +504,7 @@ class Analysis:
     def comparisons(self) -> int:
         """How many differences the report tests at 95%: at that rate about 1 in 20 is flagged by chance alone."""
         return (sum(len(s.points) for s in self.sweeps) + sum(len(m.points) for m in self.matched)
-                + len(self.controls))
+                + len(self.controls) + 2 * len(self.rates) + len(self.batch_norm))
 
 
 def analyse(runs: list[Run], recipes: dict[str, dict[str, Any]], margin: float) -> Analysis:
@@ -450,6 +518,8 @@ def analyse(runs: list[Run], recipes: dict[str, dict[str, Any]], margin: float) 
         matched=[m for cost in COSTS for m in matched_cost(sweeps, cost)],
         fits=[f for cost in COSTS for f in scaling_fits(sweeps, cost)],
         controls=budget_controls(good, recipes),
+        rates=rate_checks(sweeps, good, recipes),
+        batch_norm=recomputed_batch_norm_gains(good),
         frontier=frontier(seed_groups(good), lambda r: r.metrics["cost"]["params"]),
         best=max(seed_groups(good), key=lambda g: float(np.mean([r.metrics["val"]["accuracy"] for r in g]))),
         margin=margin,

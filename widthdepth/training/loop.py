@@ -29,6 +29,7 @@ import numpy as np
 from widthdepth import provenance, runtime
 from widthdepth.stage import atomic_path
 from widthdepth.training.augment import augment_epoch
+from widthdepth.training.batchnorm import recalibrate, sample
 from widthdepth.training.log import EPOCH_METRICS
 
 log = logging.getLogger("train")
@@ -226,14 +227,15 @@ def train(name: str, declaration: dict[str, Any], recipe: dict[str, Any], seed: 
         model, state = resumed
         log.info("%s seed %d: resuming after epoch %d from %s", name, seed, state.epoch, checkpoint)
     else:
-        model = compiled_model(name, declaration, recipe, info, math.ceil(len(x_train) / recipe["batch_size"]), seed)
+        model = compiled_model(name, declaration, recipe, info, math.ceil(len(x_train) / recipe["batch_size"]), seed, x_train)
         state = RunState(fingerprint)
 
     onehot = lambda y: keras.utils.to_categorical(y, len(info["classes"]))  # label smoothing needs one-hot targets
     with Live(str(live_folder), dvcyaml=False, save_dvc_exp=False) as live:
         live.log_params({"model": declaration, "seed": seed, "recipe": recipe, "runtime": settings, "machine": runtime.machine()})
         state = fit(model, state, recipe, seed, (x_train, onehot(y_train)), (x_val, onehot(y_val)), checkpoint, live)
-        live.summary.update(run_summary(model, state, len(x_train)))
+        recalibrated = recipe["recalibrate_batch_norm"] and state.diverged_epoch is None and recalibrate(model, sample(x_train, seed))
+        live.summary.update({**run_summary(model, state, len(x_train)), "batch_norm_recalibrated": bool(recalibrated)})
     model.save(model_path)
     return state
 

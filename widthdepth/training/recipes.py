@@ -40,6 +40,8 @@ RECIPE_KEYS: dict[str, tuple[type, Any, str]] = {
     "translate": (float, lambda v: 0 <= v <= 0.5, "a number in [0, 0.5] (random shifts, a fraction of the image size)"),
     "augment": (str, lambda v: v in ("data", "layers"), "data (flips and whole-pixel shifts of the uint8 batches, outside "
                 "the gradient graph) or layers (Keras RandomFlip and RandomTranslation inside the model)"),
+    "recalibrate_batch_norm": (bool, lambda v: True, "true or false (after training, set the batch-norm statistics to those "
+                               "of 8,192 training images in inference mode: widthdepth.training.batchnorm)"),
 }
 # Most seeds one model may declare: each is a training run.
 MAX_SEEDS = 16
@@ -167,9 +169,12 @@ def optimizer(recipe: dict[str, Any], steps_per_epoch: int):
 
 def compiled_model(
     name: str, declaration: dict[str, Any], recipe: dict[str, Any], info: dict[str, Any], steps_per_epoch: int,
-    seed: int | None = None, **compile_args: Any
+    seed: int | None = None, images: np.ndarray | None = None, **compile_args: Any
 ):
-    """The model of `models.<name>`, seeded (by default with its first seed), built and compiled for its recipe: ready to fit."""
+    """The model of `models.<name>`, seeded (by default with its first seed), built and compiled for its recipe: ready to fit.
+
+    A family that starts from the data (`Family.initialize`) is initialized from `images`, the
+    raw training images; without them (the speed benchmarks) it keeps its random start."""
     import keras
 
     seed = declaration.get("seed", 0) if seed is None else seed
@@ -177,6 +182,9 @@ def compiled_model(
     keras.utils.set_random_seed(seed)
     spec = check_spec(name, declaration, input_shape)
     model = build_model(spec, input_shape, n_classes, preprocessing(recipe, info, seed), name)
+    initialize = FAMILIES[spec["family"]].initialize
+    if initialize and images is not None:
+        initialize(model, spec, images)
     model.compile(
         optimizer=optimizer(recipe, steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe["label_smoothing"]),
