@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 
 NUMBER = re.compile(r"(?<![\w.])[+-]?\d[\d,]*(?:\.\d+)?")
 RECIPE_COLUMNS = ["epochs", "batch_size", "optimizer", "learning_rate", "momentum", "weight_decay", "warmup_epochs",
-                  "schedule", "label_smoothing", "inputs", "flip", "translate", "augment"]
+                  "schedule", "label_smoothing", "inputs", "flip", "translate", "augment", "recalibrate_batch_norm"]
 
 
 def section(text: str, marker: str) -> str:
