@@ -107,24 +107,36 @@ def images_per_second(name: str, spec: dict, recipe: dict, info: dict, x: np.nda
     return len(x) / (time.perf_counter() - start), macs_per_image(model)
 
 
-def throughput(params: dict, names: list[str], images: int) -> dict[str, dict]:
+def throughput(params: dict, names: list[str], images: int, reference: tuple[str, float] | None = None) -> dict[str, dict]:
+    """Each model's rate, and its training time at its recipe's epochs for all its seeds one after
+    another (an upper bound: small models' seeds train at once). `reference` (model, seconds):
+    that model's measured one-seed training time on another machine, to scale every
+    projection to that machine."""
+    from widthdepth.training.recipes import seeds_of
+
     info, x, y = load(images)
     n_train = info["splits"]["train"]["count"]
     peak = matmul_peak()
     print(f"\nfloat32 matmul peak (2048 x 2048, best of 5): {peak:.0f} GFLOP/s")
-    print("| model | recipe | MACs/image | img/s | training GFLOP/s | % of matmul peak | projected training (min) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | recipe | seeds | MACs/image | img/s | training GFLOP/s | % of matmul peak | projected training, all seeds (min) |")
+    print("|---|---|---|---|---|---|---|---|")
     rows, total = {}, 0.0
     for name in names:
         spec = params["models"][name]
         recipe = params["recipes"][spec["recipe"]]
         rate, macs = images_per_second(name, spec, recipe, info, x, y)
         gflops = 6 * macs * rate / 1e9
-        minutes = recipe["epochs"] * n_train / rate / 60
+        seeds = len(seeds_of(spec))
+        minutes = recipe["epochs"] * n_train / rate / 60 * seeds
         total += minutes
-        rows[name] = {"rate": rate, "gflops": gflops, "minutes": minutes}
-        print(f"| {name} | {spec['recipe']} | {macs:,} | {rate:,.0f} | {gflops:.1f} | {100 * gflops / peak:.0f}% | {minutes:.1f} |", flush=True)
-    print(f"| **the whole study** | | | | | | **{total:.1f}** |")
+        rows[name] = {"rate": rate, "gflops": gflops, "minutes": minutes, "seeds": seeds}
+        print(f"| {name} | {spec['recipe']} | {seeds} | {macs:,} | {rate:,.0f} | {gflops:.1f} | {100 * gflops / peak:.0f}% | {minutes:.1f} |", flush=True)
+    print(f"| **the whole study** | | | | | | | **{total:.1f}** |")
+    if reference and reference[0] in rows:
+        model, seconds = reference
+        scale = seconds / 60 / (rows[model]["minutes"] / rows[model]["seeds"])
+        print(f"\nScaled so that one seed of {model} trains in {seconds:g} s (as measured on the reference machine): "
+              f"the whole study's training {total * scale:.0f} min there (this machine is {1 / scale:.2f}x slower).")
     return {"peak": peak, "models": rows}
 
 
@@ -241,6 +253,8 @@ def main() -> None:
     parser.add_argument("--seed-images", type=int, default=45000, help="training images of the seeds part")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--json", help="also write the throughput part's numbers to this file")
+    parser.add_argument("--reference", help="MODEL=SECONDS: that model's one-seed training time measured on another machine; "
+                        "the throughput part scales its projection to it")
     args = parser.parse_args()
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     parts = args.parts.split(",")
@@ -250,7 +264,8 @@ def main() -> None:
 
     print(f"{runtime.machine()}; keras {keras.__version__}, {settings}")
     if "throughput" in parts:
-        result = throughput(params, names, args.images)
+        reference = args.reference.split("=") if args.reference else None
+        result = throughput(params, names, args.images, (reference[0], float(reference[1])) if reference else None)
         if args.json:
             Path(args.json).write_text(json.dumps(result))
     if "settings" in parts:
