@@ -46,7 +46,7 @@ def pipeline_repo(folder: Path) -> Path:
     params["data"].update(dataset="imagefolder", source=str(archive))
     params["prepare"]["val_size"] = 4
     for recipe in params["recipes"].values():
-        recipe.update(epochs=1, batch_size=8)
+        recipe.update(epochs=1, batch_size=8, warmup_epochs=min(recipe["warmup_epochs"], 1))
     params["models"] = TINY_MODELS
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (repo / "dvc.yaml").write_text(sync_dvc_yaml.synced((repo / "dvc.yaml").read_text(), params["models"]))

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests import browser
-from tests.conftest import ROOT
+from tests.conftest import ROOT, STALE_RESULTS
 from tests.repos import TINY_MODELS, clone, commit, dvc, edit_params, git, pipeline_repo, ran, restored, shell, stale_stages
 
 WORKFLOW = ROOT / ".github/workflows/study.yml"
@@ -47,6 +47,7 @@ def loaded_plots(repo: Path) -> dict[str, list]:
     return shown["data"]
 
 
+@STALE_RESULTS  # the committed plots are of the models declared before the study of issue #17
 def test_a_fresh_clone_of_main_shows_every_plot_without_a_remote(tmp_path: Path) -> None:
     repo = clone(ROOT, tmp_path / "main")
     assert dvc(repo, "remote", "list").strip() == ""
