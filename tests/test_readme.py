@@ -4,6 +4,8 @@ from the generated report, and the docs' recipe table equal to params.yaml."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -53,3 +55,21 @@ def test_every_docs_link_points_to_a_file() -> None:
     for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
             assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"
+
+
+def test_the_readme_answer_is_copied_from_the_report_by_one_command(tmp_path: Path) -> None:
+    report = "# Report\n\n## The answer\n\n- width: +0.0500 ± 0.0100 per doubling: higher.\n\n## Regime\n\n- Machine: X.\n\n## Sweeps\n\nmore\n"
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "report.md").write_text(report)
+    (tmp_path / "README.md").write_text("# T\n\n## The answer\n\n<!-- answer:begin -->\nold\n<!-- answer:end -->\n\n## Run it\n")
+    tool = [sys.executable, str(ROOT / "tools" / "readme_answer.py"), "--root", str(tmp_path)]
+    stale = subprocess.run([*tool, "--check"], capture_output=True, text=True)
+    assert stale.returncode == 1 and "README.md's answer differs from report/report.md" in stale.stderr
+    subprocess.run(tool, check=True)
+    assert (tmp_path / "README.md").read_text() == (
+        "# T\n\n## The answer\n\n<!-- answer:begin -->\n- width: +0.0500 ± 0.0100 per doubling: higher.\n\n"
+        "Regime (from the report):\n\n- Machine: X.\n<!-- answer:end -->\n\n## Run it\n")
+    assert subprocess.run([*tool, "--check"]).returncode == 0
+    (tmp_path / "report" / "report.md").write_text("# Report\n\n## Conclusion\n\nold format\n")
+    old = subprocess.run(tool, capture_output=True, text=True)
+    assert old.returncode == 1 and "report/report.md has no '## The answer' section" in old.stderr
