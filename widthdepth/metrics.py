@@ -80,8 +80,7 @@ def recomputed_batch_norm(model, train: tuple[np.ndarray, np.ndarray], val: tupl
 
     if not batch_norm_layers(model):
         return None
-    (x_train, y_train), order = train, np.arange(len(train[0]))
-    picked = sample(order, seed=0)
+    (x_train, y_train), picked = train, sample(np.arange(len(train[0])), seed=0)  # the same images for every model
     recalibrate(model, x_train[picked])
     return {"train_sample": split_metrics(predict(model, x_train[picked]), y_train[picked]), "val": split_metrics(predict(model, val[0]), val[1]),
             "images": len(picked)}

@@ -234,8 +234,10 @@ def train(name: str, declaration: dict[str, Any], recipe: dict[str, Any], seed: 
     with Live(str(live_folder), dvcyaml=False, save_dvc_exp=False) as live:
         live.log_params({"model": declaration, "seed": seed, "recipe": recipe, "runtime": settings, "machine": runtime.machine()})
         state = fit(model, state, recipe, seed, (x_train, onehot(y_train)), (x_val, onehot(y_val)), checkpoint, live)
-        recalibrated = recipe["recalibrate_batch_norm"] and state.diverged_epoch is None and recalibrate(model, sample(x_train, seed))
-        live.summary.update({**run_summary(model, state, len(x_train)), "batch_norm_recalibrated": bool(recalibrated)})
+        recalibrated = 0
+        if recipe["recalibrate_batch_norm"] and state.diverged_epoch is None:
+            recalibrated = recalibrate(model, sample(x_train, seed))  # layers set; 0 for a model without batch norm
+        live.summary.update({**run_summary(model, state, len(x_train)), "batch_norm_recalibrated": recalibrated > 0})
     model.save(model_path)
     return state
 
