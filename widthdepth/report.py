@@ -215,7 +215,8 @@ def batch_norm_section(a: Analysis) -> list[str]:
     """What recomputing the batch-norm statistics after training does (the recipe option `recalibrate_batch_norm`)."""
     if not a.batch_norm:
         return ["No model with batch norm was evaluated."]
-    rows = [[recipe, estimate.text(signed=True), estimate.df + 1, estimate.verdict(a.margin)] for recipe, estimate in a.batch_norm.items()]
+    rows = [[recipe, mean_estimate(changes).text(signed=True), len(changes), mean_estimate(changes).verdict(a.margin)]
+            for recipe, changes in a.batch_norm.items()]
     images = max(run.metrics["recomputed_batch_norm"]["images"] for run in a.good if run.metrics.get("recomputed_batch_norm"))
     return ["Every model with batch norm is evaluated once more after its batch-norm statistics are recomputed on "
             f"{images:,} training images in inference mode (the recipe option `recalibrate_batch_norm`, "
@@ -238,19 +239,23 @@ def notebook_section(a: Analysis, reference: dict[str, float]) -> list[str]:
         return ["No notebook numbers are declared (`report.notebook`)."]
     rows = []
     for name, number in reference.items():
-        group = next((g for g in seed_groups(a.good) if g[0].name == name), None)
-        if group is None:
+        declared = next((g for g in seed_groups(a.runs) if any(run.name == name for run in g)), [])  # its seeds, however declared
+        group = [run for run in declared if not run.failure]
+        failed = f"{len(declared) - len(group)} failed" if len(group) < len(declared) else ""
+        if not group:
+            if declared:
+                rows.append([name, f"{number:.3f}", "-", "-", "-", 0, f"all {len(declared)} failed (see Failed runs)"])
             continue
         last = mean_estimate([run.curves["val_accuracy"][-1] for run in group])
         best = mean_estimate([max(run.curves["val_accuracy"]) for run in group])
         epochs = ", ".join(str(int(np.argmax(run.curves["val_accuracy"])) + 1) for run in group)
         rows.append([name, f"{number:.3f}", last.text(), f"{best.text()} (epoch {epochs})",
-                     test_estimate(group).text(), len(group)])
+                     test_estimate(group).text(), len(group), failed])
     if not rows:
-        return [f"None of the notebook's models ({', '.join(reference)}) is declared in `models`, or all of them failed."]
+        return [f"None of the notebook's models ({', '.join(reference)}) is declared in `models`."]
     lines = table(["model", "notebook (test, last epoch, official pixels)", "validation, last epoch", "validation, best epoch",
-                   "test", "seeds"], rows)
-    if max(row[-1] for row in rows) == 1:
+                   "test", "seeds", "failed seeds"], rows)
+    if max(row[-2] for row in rows) == 1:
         return lines + ["", "With one seed per model there is no interval: a difference between two of them is not known to "
                         "exceed the seed-to-seed noise. Declare more seeds to compare them."]
     return lines + ["", "Each value is the mean over the model's seeds with its 95% interval; its width and depth steps are "

@@ -373,15 +373,15 @@ def rate_checks(sweeps: list[Sweep], runs: list[Run], recipes: dict[str, dict[st
     return checks
 
 
-def recomputed_batch_norm_gains(runs: list[Run]) -> dict[str, Estimate]:
-    """Per recipe: the mean change in validation accuracy when a run's batch-norm statistics are
-    recomputed after training (evaluate's `recomputed_batch_norm`), paired per run, with its interval."""
+def recomputed_batch_norm_changes(runs: list[Run]) -> dict[str, list[float]]:
+    """Per recipe, per run: the change in validation accuracy when the run's batch-norm statistics
+    are recomputed after training (evaluate's `recomputed_batch_norm`)."""
     changes: dict[str, list[float]] = defaultdict(list)
     for run in runs:
         recomputed = run.metrics.get("recomputed_batch_norm")
         if recomputed and recomputed["val"]["accuracy"] is not None:
             changes[run.recipe].append(recomputed["val"]["accuracy"] - run.metrics["val"]["accuracy"])
-    return {recipe: mean_estimate(values) for recipe, values in changes.items()}
+    return dict(changes)
 
 
 COSTS = {"params": "parameters", "macs_per_image": "multiply-accumulates per image"}
@@ -495,7 +495,7 @@ class Analysis:
     fits: list[ScalingFit]
     controls: list[BudgetControl]
     rates: list[RateCheck]
-    batch_norm: dict[str, Estimate]  # per recipe: recomputing the batch-norm statistics, change in validation accuracy
+    batch_norm: dict[str, list[float]]  # per recipe, per run: recomputing the batch-norm statistics, change in validation accuracy
     frontier: list[list[Run]]  # seed groups no cheaper one beats, by parameters
     best: list[Run]  # the seed group of the best mean validation accuracy (never test)
     margin: float  # the equivalence margin declared in params.yaml (report.equivalence_margin)
@@ -519,7 +519,7 @@ def analyse(runs: list[Run], recipes: dict[str, dict[str, Any]], margin: float) 
         fits=[f for cost in COSTS for f in scaling_fits(sweeps, cost)],
         controls=budget_controls(good, recipes),
         rates=rate_checks(sweeps, good, recipes),
-        batch_norm=recomputed_batch_norm_gains(good),
+        batch_norm=recomputed_batch_norm_changes(good),
         frontier=frontier(seed_groups(good), lambda r: r.metrics["cost"]["params"]),
         best=max(seed_groups(good), key=lambda g: float(np.mean([r.metrics["val"]["accuracy"] for r in g]))),
         margin=margin,
