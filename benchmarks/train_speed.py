@@ -247,7 +247,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=4096, help="images per throughput measurement")
     parser.add_argument("--overhead-model", default="alex_w16")
     parser.add_argument("--overhead-images", type=int, default=9000)
-    parser.add_argument("--switch-model", default="alex_w32")
+    parser.add_argument("--switch-model", default="alex_w16")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seed-models", default="alex_w2,inc_base")
     parser.add_argument("--seed-images", type=int, default=45000, help="training images of the seeds part")
