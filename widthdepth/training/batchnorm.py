@@ -1,4 +1,4 @@
-"""Batch-norm statistics recomputed after training ("precise BN", as pycls computes them).
+"""Batch-norm statistics recomputed after training (after pycls' "precise BN", which runs in training mode instead).
 
 During training a `BatchNormalization` layer normalizes with each batch's own statistics and
 keeps exponential moving averages for inference. When the averages do not describe what the
