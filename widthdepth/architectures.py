@@ -402,9 +402,8 @@ def _check_airbench(name: str, knobs: dict[str, Any], input_shape: tuple[int, in
         _positive_int(name, "widths", width, "width")
     size = min(input_shape[:2])
     kernel = _positive_int(name, "whiten_kernel", knobs["whiten_kernel"], "kernel size", size)
-    momentum, scale = knobs["batch_norm_momentum"], knobs["logit_scale"]
-    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
-        raise _error(name, "batch_norm_momentum", f"must be a number in [0, 1), not {momentum!r}")
+    _fraction(name, "batch_norm_momentum", knobs["batch_norm_momentum"])
+    scale = knobs["logit_scale"]
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
         raise _error(name, "logit_scale", f"must be a number above 0, not {scale!r}")
     size -= kernel - 1

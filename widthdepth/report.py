@@ -215,8 +215,8 @@ def batch_norm_section(a: Analysis) -> list[str]:
     """What recomputing the batch-norm statistics after training does (the recipe option `recalibrate_batch_norm`)."""
     if not a.batch_norm:
         return ["No model with batch norm was evaluated."]
-    rows = [[recipe, mean_estimate(changes).text(signed=True), len(changes), mean_estimate(changes).verdict(a.margin)]
-            for recipe, changes in a.batch_norm.items()]
+    estimates = {recipe: mean_estimate(changes) for recipe, changes in a.batch_norm.items()}
+    rows = [[recipe, e.text(signed=True), len(a.batch_norm[recipe]), e.verdict(a.margin)] for recipe, e in estimates.items()]
     images = max(run.metrics["recomputed_batch_norm"]["images"] for run in a.good if run.metrics.get("recomputed_batch_norm"))
     return ["Every model with batch norm is evaluated once more after its batch-norm statistics are recomputed on "
             f"{images:,} training images in inference mode (the recipe option `recalibrate_batch_norm`, "

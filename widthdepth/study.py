@@ -303,21 +303,6 @@ class BudgetControl:
         return difference([r.test_accuracy for r in self.longer], [r.test_accuracy for r in self.base])
 
 
-def budget_controls(runs: list[Run], recipes: dict[str, dict[str, Any]]) -> list[BudgetControl]:
-    """Every pair of models declared alike but for a recipe that differs from the other only in epochs (more)."""
-    without_epochs = lambda recipe: {k: v for k, v in recipes[recipe].items() if k != "epochs"}
-    groups = seed_groups(runs)
-    controls = []
-    for base in groups:
-        for longer in groups:
-            a, b = base[0], longer[0]
-            if (a.key(frozenset({"recipe"})) == b.key(frozenset({"recipe"})) and a.recipe != b.recipe
-                    and without_epochs(a.recipe) == without_epochs(b.recipe)
-                    and recipes[b.recipe]["epochs"] > recipes[a.recipe]["epochs"]):
-                controls.append(BudgetControl(base, longer, recipes[a.recipe]["epochs"], recipes[b.recipe]["epochs"]))
-    return controls
-
-
 def recipe_variants(runs: list[Run], recipes: dict[str, dict[str, Any]], key: str) -> list[dict[Any, list[Run]]]:
     """Seed groups declared alike but for recipes that differ in `key` only, as {value of `key`: group};
     each set of two or more once."""
@@ -331,6 +316,16 @@ def recipe_variants(runs: list[Run], recipes: dict[str, dict[str, Any]], key: st
 
 def val_accuracy(group: list[Run]) -> float:
     return float(np.mean([run.metrics["val"]["accuracy"] for run in group]))
+
+
+def budget_controls(runs: list[Run], recipes: dict[str, dict[str, Any]]) -> list[BudgetControl]:
+    """Every pair of models declared alike but for a recipe that differs from the other only in epochs (more)."""
+    controls = []
+    for variants in recipe_variants(runs, recipes, "epochs"):
+        epochs = list(variants)  # ascending
+        controls += [BudgetControl(variants[short], variants[long], short, long)
+                     for i, short in enumerate(epochs) for long in epochs[i + 1:]]
+    return controls
 
 
 @dataclass
@@ -521,6 +516,6 @@ def analyse(runs: list[Run], recipes: dict[str, dict[str, Any]], margin: float) 
         rates=rate_checks(sweeps, good, recipes),
         batch_norm=recomputed_batch_norm_changes(good),
         frontier=frontier(seed_groups(good), lambda r: r.metrics["cost"]["params"]),
-        best=max(seed_groups(good), key=lambda g: float(np.mean([r.metrics["val"]["accuracy"] for r in g]))),
+        best=max(seed_groups(good), key=val_accuracy),
         margin=margin,
     )
