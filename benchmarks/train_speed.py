@@ -16,12 +16,17 @@ Needs `data/prepared` (run `dvc repro prepare` first), or PREPARED_DATA=<folder>
   switches    one model as declared, at twice its batch size, with its augmentation as layers
               in the model and on the data, under XLA, with 16 steps per call into the
               backend, and in mixed_bfloat16.
+  feeding     one `model.fit` call per epoch over the whole training set, as the `train` stage
+              calls it, fed NumPy arrays (Keras' own pipeline, before issue #15's feeding fix)
+              and fed `widthdepth.runtime.batches`, alternated epoch by epoch: wall seconds of
+              each whole call (its teardown included) and the longest wait after its last epoch
+              ended, for each of --feed-models.
   seeds       the `train` stage, run as DVC runs it, for each of --seed-models: one seed with
               the augmentation as Keras layers (the recipe before issue #15), one seed with it
               on the data, and --seeds seeds trained at once; wall seconds of the whole process
               and the training seconds its log records, side by side in one run.
 
-    python benchmarks/train_speed.py [--parts throughput,settings,overhead,switches,seeds] [--models a,b]
+    python benchmarks/train_speed.py [--parts throughput,settings,overhead,switches,feeding,seeds] [--models a,b]
 """
 
 from __future__ import annotations
@@ -101,9 +106,10 @@ def images_per_second(name: str, spec: dict, recipe: dict, info: dict, x: np.nda
     model = compiled_model(name, spec, recipe, info, 1000, **compile_args)
     onehot = keras.utils.to_categorical(y, len(info["classes"]))
     warm = 4 * recipe["batch_size"]
-    model.fit(x[:warm], onehot[:warm], batch_size=recipe["batch_size"], verbose=0)
+    model.fit(runtime.batches(x[:warm], onehot[:warm], recipe["batch_size"]), shuffle=False, verbose=0)
+    batches = runtime.batches(x, onehot, recipe["batch_size"])
     start = time.perf_counter()
-    model.fit(x, onehot, batch_size=recipe["batch_size"], verbose=0)
+    model.fit(batches, shuffle=False, verbose=0)
     return len(x) / (time.perf_counter() - start), macs_per_image(model)
 
 
@@ -223,6 +229,38 @@ def seeds_side_by_side(params: dict, names: list[str], train_images: int, seeds:
             print(f"| {name} | {label} | {wall:.0f} | {training} | {wall / count:.0f} |", flush=True)
 
 
+def feeding(params: dict, names: list[str], epochs: int) -> None:
+    """Keras' pipeline for arrays against runtime.batches, epoch calls alternated, per model."""
+    import keras
+
+    from widthdepth.training.recipes import compiled_model
+
+    info, x, y = load()
+    onehot = keras.utils.to_categorical(y, len(info["classes"]))
+    print(f"\nfeeding: one model.fit call per epoch on {len(x):,} images, the two ways alternated, {epochs} epochs each")
+    print("| model | fed | seconds per epoch call (mean) | longest wait after the epoch ended (s) |\n|---|---|---|---|")
+    for name in names:
+        spec = params["models"][name]
+        recipe = params["recipes"][spec["recipe"]]
+        size = recipe["batch_size"]
+        model = compiled_model(name, spec, recipe, info, 1000)
+        model.fit(runtime.batches(x[:4 * size], onehot[:4 * size], size), shuffle=False, verbose=0)  # tracing
+        ends: list[float] = []
+        marker = keras.callbacks.LambdaCallback(on_train_end=lambda logs: ends.append(time.perf_counter()))
+        calls = {"arrays (Keras' pipeline)": lambda: model.fit(x, onehot, batch_size=size, shuffle=False, callbacks=[marker], verbose=0),
+                 "runtime.batches": lambda: model.fit(runtime.batches(x, onehot, size), shuffle=False, callbacks=[marker], verbose=0)}
+        seconds: dict[str, list[float]] = {label: [] for label in calls}
+        waits: dict[str, list[float]] = {label: [] for label in calls}
+        for _ in range(epochs):
+            for label, call in calls.items():
+                start = time.perf_counter()
+                call()
+                seconds[label].append(time.perf_counter() - start)
+                waits[label].append(time.perf_counter() - ends[-1])
+        for label in calls:
+            print(f"| {name} | {label} | {np.mean(seconds[label]):.1f} | {max(waits[label]):.1f} |", flush=True)
+
+
 def switches(params: dict, name: str, images: int) -> None:
     import keras
 
@@ -249,6 +287,8 @@ def main() -> None:
     parser.add_argument("--overhead-images", type=int, default=9000)
     parser.add_argument("--switch-model", default="alex_w16")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--feed-models", default="alex_w2,inc_base,alex_w16")
+    parser.add_argument("--feed-epochs", type=int, default=3)
     parser.add_argument("--seed-models", default="alex_w2,inc_base")
     parser.add_argument("--seed-images", type=int, default=45000, help="training images of the seeds part")
     parser.add_argument("--seeds", type=int, default=3)
@@ -274,6 +314,8 @@ def main() -> None:
         overhead(params, args.overhead_model, args.overhead_images, args.repeats)
     if "switches" in parts:
         switches(params, args.switch_model, args.images)
+    if "feeding" in parts:
+        feeding(params, args.feed_models.split(","), args.feed_epochs)
     if "seeds" in parts:
         seeds_side_by_side(params, args.seed_models.split(","), args.seed_images, args.seeds)
 

@@ -183,6 +183,7 @@ import numpy as np, yaml, sys
 from widthdepth import runtime
 runtime.configure(sys.argv[2])
 import keras
+from widthdepth import metrics
 from widthdepth.training.recipes import compiled_model
 params = yaml.safe_load(open(sys.argv[1]))
 info = {"mean": [127.5] * 3, "std": [73.9] * 3, "image_shape": [16, 16, 3], "classes": ["a", "b", "c"]}
@@ -192,6 +193,9 @@ for name, spec in params["models"].items():
     model = compiled_model(name, spec, params["recipes"][spec["recipe"]], info, 1, images=x)  # airbench starts from the data
     loss = model.train_on_batch(x, y)[0]
     assert np.isfinite(loss), (name, loss)
+    history = model.fit(runtime.batches(x, y, 3), validation_data=runtime.batches(x, y, 4), shuffle=False, verbose=0)
+    assert np.isfinite(history.history["val_loss"]).all(), (name, history.history)
+    assert metrics.predict(model, x).shape == (8, 3)
     print(keras.backend.backend(), name, "trained one step")
 """
 
@@ -205,6 +209,20 @@ def test_every_family_trains_a_step_on_each_backend(workdir: Path, backend: str)
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(result.stdout.split("\n")[:len(MODELS)]) == sorted(f"{backend} {name} trained one step" for name in MODELS)
+
+
+def test_batches_feed_the_arrays_in_order_with_tf_data_autotuning_off() -> None:
+    import keras
+
+    from widthdepth import runtime
+
+    x, y = np.arange(10 * 2).reshape(10, 2), np.arange(10)
+    batches = runtime.batches(x, y, 4)
+    seen = [(np.asarray(images), np.asarray(labels)) for images, labels in batches]
+    assert [len(labels) for _, labels in seen] == [4, 4, 2]  # in order, the last batch partial
+    assert np.array_equal(np.concatenate([images for images, _ in seen]), x) and np.array_equal(np.concatenate([labels for _, labels in seen]), y)
+    assert np.array_equal(np.concatenate([np.asarray(images) for images in runtime.batches(x, None, 3)]), x)
+    assert keras.backend.backend() == "tensorflow" and batches.options().autotune.enabled is False
 
 
 def test_a_diverging_recipe_stops_and_is_marked(data: Path) -> None:

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from widthdepth import runtime
+
 INFERENCE_BATCH = 1024
 LATENCY_CALLS = 30
 PROBABILITY_FLOOR = 1e-7  # as Keras clips probabilities in its cross-entropy
@@ -20,7 +22,7 @@ PROBABILITY_FLOOR = 1e-7  # as Keras clips probabilities in its cross-entropy
 
 def predict(model, images: np.ndarray) -> np.ndarray:
     """Class probabilities of the saved model (inference mode: no augmentation, no dropout)."""
-    return np.asarray(model.predict(images, batch_size=INFERENCE_BATCH, verbose=0), dtype=np.float64)
+    return np.asarray(model.predict(runtime.batches(images, None, INFERENCE_BATCH), verbose=0), dtype=np.float64)
 
 
 def split_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:

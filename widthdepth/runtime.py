@@ -1,7 +1,7 @@
-"""The numerical runtime: which Keras backend, and TensorFlow's fastest CPU kernels.
+"""The numerical runtime: which Keras backend, TensorFlow's fastest CPU kernels, and how arrays reach Keras.
 
-Both are read from the environment when Keras (and TensorFlow) are first imported, so
-`configure` must run before that. The backend comes from params.yaml (`train.backend`),
+The backend and the kernels are read from the environment when Keras (and TensorFlow) are
+first imported, so `configure` must run before that. The backend comes from params.yaml (`train.backend`),
 so that `dvc exp run -S train.backend=jax` reruns what it must.
 """
 
@@ -13,6 +13,9 @@ import os
 import platform
 import sys
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from widthdepth.stage import StageError
 
@@ -76,3 +79,34 @@ def machine() -> str:
     name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.machine())
     vector = "AVX-512" if " avx512f" in cpuinfo else "AVX2" if " avx2" in cpuinfo else "no AVX2"
     return f"{name}, {vector}, {os.cpu_count()} cores"
+
+
+def batches(x: np.ndarray, y: np.ndarray | None, batch_size: int) -> Any:
+    """`x` (with targets `y`, if given) in order, in batches of `batch_size`: what
+    `model.fit`, `evaluate` and `predict` take as their data (and `fit` as `validation_data`).
+
+    Keras feeds NumPy arrays on TensorFlow through a tf.data pipeline that gathers batches in
+    parallel under tf.data's autotuning. On these 2-core machines its threads took time from
+    training, and tearing it down at the end of a `fit` call stalled for up to 14 s, about
+    half an epoch (docs/speed.md). Here TensorFlow slices the batches in order with
+    autotuning off; other backends get the same batches from a `keras.utils.PyDataset`.
+    """
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        dataset = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y)).batch(batch_size)
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return dataset.with_options(options).prefetch(2)
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self) -> int:
+            return -(-len(x) // batch_size)
+
+        def __getitem__(self, index: int):
+            part = slice(index * batch_size, (index + 1) * batch_size)
+            return x[part] if y is None else (x[part], y[part])
+
+    return Batches()

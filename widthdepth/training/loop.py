@@ -186,6 +186,7 @@ def fit(model: keras.Model, state: RunState, recipe: dict[str, Any], seed: int, 
         live_log.write(record)
     callbacks = [EpochTimer(), DivergenceGuard(y_train.shape[1], state), live_log, Checkpoint(checkpoint, state),
                  EpochProgress(recipe["epochs"], len(x_train), seed)]
+    validation = runtime.batches(x_val, y_val, max(256, recipe["batch_size"]))
     for epoch in range(state.epoch, recipe["epochs"]):
         if state.diverged_epoch is not None:
             break
@@ -195,9 +196,8 @@ def fit(model: keras.Model, state: RunState, recipe: dict[str, Any], seed: int, 
             shift = round(recipe["translate"] * min(images.shape[1:3]))
             images = augment_epoch(images, seed, epoch, recipe["flip"], shift)
         model.fit(
-            images, y_train[order], batch_size=recipe["batch_size"], initial_epoch=epoch, epochs=epoch + 1,
-            shuffle=False, validation_data=(x_val, y_val), validation_batch_size=max(256, recipe["batch_size"]),
-            callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 0,  # the bar goes to stdout
+            runtime.batches(images, y_train[order], recipe["batch_size"]), initial_epoch=epoch, epochs=epoch + 1,
+            shuffle=False, validation_data=validation, callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 0,  # the bar goes to stdout
         )
     return state
 
