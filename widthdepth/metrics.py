@@ -92,6 +92,7 @@ def model_metrics(
     model, splits: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str], training_log: dict[str, Any]
 ) -> tuple[dict[str, Any], np.ndarray]:
     """metrics/<name>.json of a model, given its `train`, `val` and `test` splits; and its test predictions."""
+    start = time.perf_counter()
     scores, predicted = {}, None
     for split, (images, labels) in splits.items():
         probabilities = predict(model, images)
@@ -116,4 +117,5 @@ def model_metrics(
         },
     }
     metrics["recomputed_batch_norm"] = recomputed_batch_norm(model, splits["train"], splits["val"])  # last: it changes the model
+    metrics["cost"]["evaluation_seconds"] = round(time.perf_counter() - start, 2)
     return metrics, predicted
