@@ -38,14 +38,19 @@ def recalibrate(model: keras.Model, images: np.ndarray) -> int:
     `images` (raw model inputs), in inference mode; return how many layers were set."""
     layers = batch_norm_layers(model)
     for layer in layers:
-        probe = keras.Model(model.inputs, layer.input)
         axis = layer.axis if isinstance(layer.axis, int) else layer.axis[0]
+        axis %= len(layer.input.shape)
+        # Each batch's per-channel moments in the backend (the activations never reach NumPy),
+        # pooled over the batches here in float64.
+        moments = keras.ops.moments(layer.input, axes=[a for a in range(len(layer.input.shape)) if a != axis], keepdims=True)
+        probe = keras.Model(model.inputs, [keras.ops.reshape(m, (1, -1)) for m in moments])
         total = total_squares = 0.0
         count = 0
         for start in range(0, len(images), BATCH):
-            values = np.asarray(probe.predict_on_batch(images[start : start + BATCH]), dtype=np.float64)
-            values = np.moveaxis(values, axis, -1).reshape(-1, values.shape[axis])
-            total, total_squares, count = total + values.sum(0), total_squares + (values**2).sum(0), count + len(values)
+            batch = images[start : start + BATCH]
+            mean, variance = (np.asarray(m, dtype=np.float64)[0] for m in probe.predict_on_batch(batch))
+            values = len(batch) * int(np.prod([d for a, d in enumerate(layer.input.shape) if a not in (0, axis)]))
+            total, total_squares, count = total + values * mean, total_squares + values * (variance + mean**2), count + values
         mean = total / count
         layer.moving_mean.assign(mean.astype(layer.moving_mean.dtype))
         layer.moving_variance.assign(np.maximum(total_squares / count - mean**2, 0.0).astype(layer.moving_variance.dtype))
