@@ -268,10 +268,11 @@ def test_recomputed_batch_norm_statistics_are_those_of_each_layers_inputs_in_inf
 
     inputs = keras.Input((4, 4, 2))
     x = keras.layers.BatchNormalization()(keras.layers.Dropout(0.5)(keras.layers.Conv2D(3, 1)(inputs)))
-    outputs = keras.layers.BatchNormalization()(keras.layers.Conv2D(2, 1)(x))
+    x = keras.layers.BatchNormalization()(keras.layers.Conv2D(2, 1)(x))
+    outputs = keras.layers.BatchNormalization()(keras.layers.Dense(5)(keras.layers.Flatten()(x)))  # features only
     model = keras.Model(inputs, outputs)
     images = (3 * np.random.default_rng(0).normal(size=(700, 4, 4, 2)) + 1).astype("float32")
-    assert recalibrate(model, images) == 2
+    assert recalibrate(model, images) == 3
     for layer in batch_norm_layers(model):  # the second layer's inputs pass through the first, already recomputed
         seen = keras.Model(inputs, layer.input).predict(images, verbose=0).reshape(-1, layer.moving_mean.shape[0])
         assert np.allclose(np.array(layer.moving_mean), seen.mean(0), rtol=1e-4, atol=1e-5)
