@@ -1,8 +1,8 @@
 """The numerical runtime: which Keras backend, TensorFlow's fastest CPU kernels, and how arrays reach Keras.
 
 The backend and the kernels are read from the environment when Keras (and TensorFlow) are
-first imported, so `configure` must run before that. The backend comes from params.yaml (`train.backend`),
-so that `dvc exp run -S train.backend=jax` reruns what it must.
+first imported, so `configure` must run before that. The backend comes from params.yaml
+(`train.backend`), so that `dvc exp run -S train.backend=jax` reruns what it must.
 """
 
 from __future__ import annotations

@@ -44,12 +44,13 @@ def recalibrate(model: keras.Model, images: np.ndarray) -> int:
         # pooled over the batches here in float64.
         moments = keras.ops.moments(layer.input, axes=[a for a in range(len(layer.input.shape)) if a != axis], keepdims=True)
         probe = keras.Model(model.inputs, [keras.ops.reshape(m, (1, -1)) for m in moments])
+        per_image = int(np.prod([d for a, d in enumerate(layer.input.shape) if a not in (0, axis)]))  # values of a channel
         total = total_squares = 0.0
         count = 0
         for start in range(0, len(images), BATCH):
             batch = images[start : start + BATCH]
             mean, variance = (np.asarray(m, dtype=np.float64)[0] for m in probe.predict_on_batch(batch))
-            values = len(batch) * int(np.prod([d for a, d in enumerate(layer.input.shape) if a not in (0, axis)]))
+            values = len(batch) * per_image
             total, total_squares, count = total + values * mean, total_squares + values * (variance + mean**2), count + values
         mean = total / count
         layer.moving_mean.assign(mean.astype(layer.moving_mean.dtype))
