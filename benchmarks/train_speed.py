@@ -71,8 +71,8 @@ x, y = np.load(f"{{data}}/x_train.npy"), np.load(f"{{data}}/y_train.npy")
 xv, yv = np.load(f"{{data}}/x_val.npy"), np.load(f"{{data}}/y_val.npy")
 n = len(info["classes"])
 model = compiled_model(name, spec, recipe, info, -(-len(x) // recipe["batch_size"]))
-model.fit(x, keras.utils.to_categorical(y, n), batch_size=recipe["batch_size"], epochs=recipe["epochs"],
-          validation_data=(xv, keras.utils.to_categorical(yv, n)), verbose=0)
+model.fit(runtime.batches(x, keras.utils.to_categorical(y, n), recipe["batch_size"]), epochs=recipe["epochs"], shuffle=False,
+          validation_data=runtime.batches(xv, keras.utils.to_categorical(yv, n), max(256, recipe["batch_size"])), verbose=0)
 model.save("bare.keras")
 """
 

@@ -459,9 +459,12 @@ def initialize_airbench(model, spec: dict[str, Any], images) -> None:
     import keras
     import numpy as np
 
+    from widthdepth import runtime
+
     whiten = model.get_layer("whiten")
     kernel, _, channels, _ = whiten.kernel.shape
-    sample = keras.Model(model.inputs, whiten.input).predict(images[:5000], batch_size=500, verbose=0)  # after preprocessing
+    probe = keras.Model(model.inputs, whiten.input)  # after preprocessing
+    sample = probe.predict(runtime.batches(images[:5000], None, 500), verbose=0)
     patches = np.lib.stride_tricks.sliding_window_view(sample, (kernel, kernel), axis=(1, 2))  # n, h, w, c, kh, kw
     patches = patches.transpose(0, 1, 2, 4, 5, 3).reshape(-1, kernel * kernel * channels)  # as the kernel's (kh, kw, c)
     eigenvalues, eigenvectors = np.linalg.eigh(patches.T.astype(np.float64) @ patches / len(patches))
