@@ -8,8 +8,9 @@ Needs `data/prepared` (run `dvc repro prepare` first), or PREPARED_DATA=<folder>
               share of this machine's measured float32 matmul peak (the roofline column);
               and the study's projected training time, epochs x training images / rate.
   settings    the throughput part in a fresh process per runtime setting (they are read
-              when TensorFlow is imported): oneDNN off, oneDNN on, oneDNN on with one
-              inter-op thread; alternated over --repeats rounds, best kept, side by side.
+              when TensorFlow is imported): the defaults (oneDNN on, batch norm through
+              TensorFlow's fused kernel), and each with the other off; alternated over
+              --repeats rounds, best kept, side by side.
   overhead    the `train` stage, run as DVC runs it, against a bare `model.fit` of the same
               compiled model, data and epochs (the stage adds validation, the training log,
               a checkpoint per epoch and the divergence check); best of --repeats.
@@ -50,10 +51,10 @@ sys.path.insert(0, str(ROOT))
 from widthdepth import runtime  # noqa: E402
 
 DATA = Path(os.environ.get("PREPARED_DATA", ROOT / "data" / "prepared"))  # or another prepared folder
-SETTINGS = {
-    "oneDNN off": {"TF_ENABLE_ONEDNN_OPTS": "0"},
-    "oneDNN on": {"TF_ENABLE_ONEDNN_OPTS": "1"},
-    "oneDNN on, 1 inter-op thread": {"TF_ENABLE_ONEDNN_OPTS": "1", "TF_NUM_INTEROP_THREADS": "1"},
+SETTINGS = {  # runtime.FAST_DEFAULTS, one switch off at a time
+    "oneDNN off": {"TF_ENABLE_ONEDNN_OPTS": "0", "WIDTHDEPTH_FUSED_BATCH_NORM": "1"},
+    "Keras' batch norm": {"TF_ENABLE_ONEDNN_OPTS": "1", "WIDTHDEPTH_FUSED_BATCH_NORM": "0"},
+    "both on (the default)": {"TF_ENABLE_ONEDNN_OPTS": "1", "WIDTHDEPTH_FUSED_BATCH_NORM": "1"},
 }
 
 BARE_FIT = """

@@ -58,12 +58,14 @@ def test_the_source_digest_changes_with_any_imported_file(tmp_path: Path) -> Non
     assert provenance.source_digest("main", tmp_path) != before
 
 
-def test_runtime_sets_the_fast_default_unless_the_user_exported_one(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runtime_sets_the_fast_defaults_unless_the_user_exported_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")  # restored after the test
     monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
-    assert runtime.configure("tensorflow") == {"backend": "tensorflow", "TF_ENABLE_ONEDNN_OPTS": "1"}
+    monkeypatch.delenv("WIDTHDEPTH_FUSED_BATCH_NORM", raising=False)
+    assert runtime.configure("tensorflow") == {"backend": "tensorflow", "TF_ENABLE_ONEDNN_OPTS": "1", "WIDTHDEPTH_FUSED_BATCH_NORM": "1"}
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
-    assert runtime.configure("tensorflow")["TF_ENABLE_ONEDNN_OPTS"] == "0"
+    monkeypatch.setenv("WIDTHDEPTH_FUSED_BATCH_NORM", "0")
+    assert runtime.configure("tensorflow") == {"backend": "tensorflow", "TF_ENABLE_ONEDNN_OPTS": "0", "WIDTHDEPTH_FUSED_BATCH_NORM": "0"}
     assert os.environ["KERAS_BACKEND"] == "tensorflow"
 
 

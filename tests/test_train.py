@@ -279,6 +279,36 @@ def test_recomputed_batch_norm_statistics_are_those_of_each_layers_inputs_in_inf
         assert np.allclose(np.array(layer.moving_variance), seen.var(0), rtol=1e-4, atol=1e-5)
 
 
+def test_fused_batch_norm_trains_as_keras_layers_do_and_saves_keras_own_layer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import keras
+
+    from widthdepth.training.batchnorm import batch_norm_layers, fuse
+
+    inputs = keras.Input((6, 6, 3))
+    x = keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3)(inputs))
+    x = keras.layers.BatchNormalization(scale=False, epsilon=1e-5, momentum=0.6)(keras.layers.Conv2D(5, 1)(x))  # airbench's
+    outputs = keras.layers.BatchNormalization()(keras.layers.Dense(3)(keras.layers.Flatten()(x)))  # after a dense layer
+    models = [keras.Model(inputs, outputs), keras.models.clone_model(keras.Model(inputs, outputs))]
+    models[1].set_weights(models[0].get_weights())
+    assert fuse(models[1]) == 3
+    monkeypatch.setenv("WIDTHDEPTH_FUSED_BATCH_NORM", "0")
+    assert fuse(models[0]) == 0  # switched off: Keras' code
+    images = (2 * np.random.default_rng(0).normal(size=(32, 6, 6, 3)) + 1).astype("float32")
+    targets = np.random.default_rng(1).normal(size=(32, 3)).astype("float32")
+    for model in models:
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        for _ in range(3):
+            model.train_on_batch(images, targets)
+    for keras_weights, fused_weights in zip(models[0].get_weights(), models[1].get_weights(), strict=True):
+        assert np.allclose(keras_weights, fused_weights, rtol=1e-4, atol=1e-5)  # the moving statistics included
+    assert np.allclose(models[0].predict(images, verbose=0), models[1].predict(images, verbose=0), rtol=1e-4, atol=1e-5)
+
+    models[1].save(tmp_path / "fused.keras")
+    reloaded = keras.saving.load_model(tmp_path / "fused.keras")
+    assert [type(layer) for layer in batch_norm_layers(reloaded)] == [keras.layers.BatchNormalization] * 3
+    assert "call" not in vars(batch_norm_layers(reloaded)[0])  # Keras' own code until fused again
+
+
 def test_a_recipe_can_recompute_the_batch_norm_statistics_after_training(data: Path) -> None:
     write_params(recalibrate_batch_norm=True)
     train_model("tiny_alex")

@@ -29,7 +29,7 @@ import numpy as np
 from widthdepth import provenance, runtime
 from widthdepth.stage import atomic_path
 from widthdepth.training.augment import augment_epoch
-from widthdepth.training.batchnorm import recalibrate, sample
+from widthdepth.training.batchnorm import fuse, recalibrate, sample
 from widthdepth.training.log import EPOCH_METRICS
 
 log = logging.getLogger("train")
@@ -155,6 +155,7 @@ def load_checkpoint(folder: Path, fingerprint: str) -> tuple[keras.Model, RunSta
             return None  # another run's: overwritten after this run's first epoch
         state = RunState(**saved)
         model = keras.saving.load_model(folder / "model.keras")
+        fuse(model)
         for variable, value in zip(seed_states(model), state.seed_states, strict=True):
             variable.assign(np.array(value, dtype=variable.dtype))
     except Exception as err:  # Keras raises many kinds on a damaged .keras file

@@ -177,6 +177,8 @@ def compiled_model(
     raw training images; without them (the speed benchmarks) it keeps its random start."""
     import keras
 
+    from widthdepth.training.batchnorm import fuse
+
     seed = declaration.get("seed", 0) if seed is None else seed
     input_shape, n_classes = tuple(info["image_shape"]), len(info["classes"])
     keras.utils.set_random_seed(seed)
@@ -185,6 +187,7 @@ def compiled_model(
     initialize = FAMILIES[spec["family"]].initialize
     if initialize and images is not None:
         initialize(model, spec, images)
+    fuse(model)
     model.compile(
         optimizer=optimizer(recipe, steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe["label_smoothing"]),
