@@ -26,7 +26,7 @@ BACKENDS = ("tensorflow", "jax", "torch")
 # TensorFlow enables its oneDNN kernels by default only on AVX-512-class CPUs; on AVX2
 # they trained this project's conv models 2-5x faster (benchmarks/train_speed.py), with
 # bit-identical weights run to run. Batch norm in training through TensorFlow's fused kernel
-# (widthdepth.training.batchnorm.fuse) trained the batch-norm models 1.3-1.6x faster.
+# (widthdepth.training.batchnorm.fuse) trained the batch-norm models 1.06-1.49x faster.
 # A value the user exported wins; "0" turns a switch off.
 FAST_DEFAULTS = {"TF_ENABLE_ONEDNN_OPTS": "1", "WIDTHDEPTH_FUSED_BATCH_NORM": "1"}
 
