@@ -294,7 +294,8 @@ def main() -> None:
     parser.add_argument("--seed-images", type=int, default=45000, help="training images of the seeds part")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--json", help="also write the throughput part's numbers to this file")
-    parser.add_argument("--reference", help="MODEL=SECONDS: that model's one-seed training time measured on another machine; "
+    parser.add_argument("--reference", help="MODEL=SECONDS: that model's one-seed training time measured on another machine "
+                        "with this code (a time taken with older, slower code overstates the other machine's); "
                         "the throughput part scales its projection to it")
     args = parser.parse_args()
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
