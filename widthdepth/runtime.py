@@ -28,7 +28,8 @@ BACKENDS = ("tensorflow", "jax", "torch")
 # bit-identical weights run to run. Batch norm in training through TensorFlow's fused kernel
 # (widthdepth.training.batchnorm.fuse) trained the batch-norm models 1.06-1.49x faster.
 # A value the user exported wins; "0" turns a switch off.
-FAST_DEFAULTS = {"TF_ENABLE_ONEDNN_OPTS": "1", "WIDTHDEPTH_FUSED_BATCH_NORM": "1"}
+FUSED_BATCH_NORM = "WIDTHDEPTH_FUSED_BATCH_NORM"
+FAST_DEFAULTS = {"TF_ENABLE_ONEDNN_OPTS": "1", FUSED_BATCH_NORM: "1"}
 
 
 # The variables that cap a process's threads (TensorFlow's pools, OpenMP for oneDNN and
@@ -55,6 +56,11 @@ def configure(backend: str, threads: int | None = None) -> dict[str, str]:
         if threads == 1:
             os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false".strip()
     return settings()
+
+
+def switched_on(name: str) -> bool:
+    """Whether the speed switch `name` of FAST_DEFAULTS is on: as exported, else its default."""
+    return os.environ.get(name, FAST_DEFAULTS[name]) != "0"
 
 
 def check_backend(backend: str) -> None:

@@ -22,10 +22,10 @@ Import after `widthdepth.runtime.configure`: it imports Keras.
 
 from __future__ import annotations
 
-import os
-
 import keras
 import numpy as np
+
+from widthdepth import runtime
 
 # Training images the statistics are computed on (pycls uses 8,192 too), and per forward pass.
 SAMPLE_IMAGES = 8192
@@ -39,7 +39,7 @@ def batch_norm_layers(model: keras.Model) -> list:
 def fuse(model: keras.Model) -> int:
     """On TensorFlow (unless `WIDTHDEPTH_FUSED_BATCH_NORM=0`), train `model`'s batch-norm layers
     through the fused kernel; return how many were switched."""
-    if keras.backend.backend() != "tensorflow" or os.environ.get("WIDTHDEPTH_FUSED_BATCH_NORM") == "0":
+    if keras.backend.backend() != "tensorflow" or not runtime.switched_on(runtime.FUSED_BATCH_NORM):
         return 0
     layers = [layer for layer in batch_norm_layers(model) if "call" not in vars(layer)]  # not switched yet
     for layer in layers:
