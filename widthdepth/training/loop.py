@@ -155,7 +155,6 @@ def load_checkpoint(folder: Path, fingerprint: str) -> tuple[keras.Model, RunSta
             return None  # another run's: overwritten after this run's first epoch
         state = RunState(**saved)
         model = keras.saving.load_model(folder / "model.keras")
-        fuse(model)
         for variable, value in zip(seed_states(model), state.seed_states, strict=True):
             variable.assign(np.array(value, dtype=variable.dtype))
     except Exception as err:  # Keras raises many kinds on a damaged .keras file
@@ -166,6 +165,7 @@ def load_checkpoint(folder: Path, fingerprint: str) -> tuple[keras.Model, RunSta
         log.warning("checkpoint %s cannot be read (%s: %s); set aside as %s, training starts over",
                     folder, type(err).__name__, str(err).splitlines()[0] if str(err) else "", aside)
         return None
+    fuse(model)  # after the try: a failure here is not an unreadable checkpoint
     return model, state
 
 
