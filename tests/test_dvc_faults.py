@@ -5,6 +5,7 @@ Its tiny_alex declares two seeds, trained at once: killed, they resume to the sa
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -93,6 +94,8 @@ def test_two_seeds_train_at_once_and_the_report_pools_them(repo: Path) -> None:
 def test_after_a_killed_train_dvc_checkout_restores_it_and_a_damaged_checkpoint_does_not_block(repo: Path) -> None:
     import keras
 
+    from widthdepth.training.loop import checkpoint_model
+
     before = outputs(repo)
     uninterrupted = [keras.saving.load_model(repo / "models" / "tiny_alex" / f"seed_{k}.keras").get_weights() for k in (0, 1)]
     process = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--force", "train@tiny_alex"], cwd=repo, env=ENV,
@@ -111,8 +114,8 @@ def test_after_a_killed_train_dvc_checkout_restores_it_and_a_damaged_checkpoint_
     dvc(repo, "checkout")
     assert outputs(repo) == before and stray(repo) == []
 
-    model = checkpoint / "model.keras"  # a checkpoint damaged by the kill or by the disk
-    model.write_bytes(model.read_bytes()[:100])
+    model = checkpoint_model(checkpoint, json.loads((checkpoint / "state.json").read_text())["epoch"])
+    model.write_bytes(model.read_bytes()[:100])  # a checkpoint damaged by the disk
     rerun = repro(repo, "repro", "--force", "train@tiny_alex")
     assert rerun.returncode == 0, rerun.stderr
     assert "checkpoint checkpoints/tiny_alex/seed_0 cannot be read" in rerun.stderr and "tiny_alex seed 1: resuming after epoch" in rerun.stderr

@@ -207,11 +207,11 @@ def test_a_damaged_checkpoint_is_set_aside_and_training_starts_over(workdir: Pat
     checkpoint.mkdir(parents=True)
     state = {"fingerprint": run_fingerprint(MODELS["tiny_alex"], 0, recipe, info, runtime.settings()), "epoch": 1}
     (checkpoint / "state.json").write_text(json.dumps(state))
-    (checkpoint / "model.keras").write_bytes(clean[: len(clean) // 3])  # truncated mid-write
+    (checkpoint / "epoch_1.keras").write_bytes(clean[: len(clean) // 3])  # damaged on disk
     run_stage("train", "--model", "tiny_alex", "data", "models", "dvclive")
     assert "checkpoint checkpoints/tiny_alex/seed_0 cannot be read" in caplog.text
     assert "set aside as checkpoints/.unreadable/tiny_alex/seed_0, training starts over" in caplog.text and "resuming" not in caplog.text
-    assert Path("checkpoints/.unreadable/tiny_alex/seed_0/model.keras").exists() and not checkpoint.exists()
+    assert Path("checkpoints/.unreadable/tiny_alex/seed_0/epoch_1.keras").exists() and not checkpoint.exists()
     assert json.loads(Path("dvclive/tiny_alex/seed_0/metrics.json").read_text())["epochs"] == 2
 
 

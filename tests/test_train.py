@@ -124,6 +124,43 @@ def test_killed_training_resumes_to_the_same_result(workdir: Path) -> None:
     assert not Path("checkpoints/tiny_alex").exists()
 
 
+def test_a_checkpoint_is_resumable_between_any_two_file_operations_of_its_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kill can land anywhere in an epoch's checkpoint write: every folder it can leave resumes the last committed epoch or the new one."""
+    import shutil
+
+    import keras
+
+    from widthdepth.training.loop import Checkpoint, RunState, load_checkpoint
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    folder, logs = tmp_path / "checkpoint", {"loss": 1.0, "epoch_seconds": 0.1}
+    checkpoint = Checkpoint(folder, RunState("this run"))
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, logs)
+
+    seen: list[Path] = []  # the folder as it stood before each file operation that changes what it holds
+
+    def copied_first(operation):
+        def wrapped(*args, **kwargs):
+            copy = tmp_path / f"before_{len(seen)}"
+            shutil.copytree(folder, copy) if folder.exists() else copy.mkdir()
+            seen.append(copy)
+            return operation(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(os, "replace", copied_first(os.replace))
+    monkeypatch.setattr(os, "unlink", copied_first(os.unlink))
+    monkeypatch.setattr(os, "rmdir", copied_first(os.rmdir))
+    checkpoint.on_epoch_end(1, logs)
+    monkeypatch.undo()
+    resumed = [load_checkpoint(copy, "this run") for copy in [*seen, folder]]
+    assert len(seen) >= 3 and all(resumed), "a step left a folder that does not resume"
+    epochs = [state.epoch for _, state in resumed]
+    assert epochs[0] == 1 and epochs[-1] == 2 and epochs == sorted(epochs)
+    assert sorted(path.name for path in folder.iterdir()) == ["epoch_2.keras", "state.json"]
+
+
 def test_checkpoint_of_other_params_is_not_resumed(data: Path) -> None:
     write_params(epochs=1)
     Path("checkpoints/tiny_alex/seed_0").mkdir(parents=True)

@@ -100,9 +100,13 @@ def atomic_path(target: Path, *, directory: bool = False) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, (0o777 if directory else 0o666) & ~umask)  # mkdtemp/mkstemp make them private
-        if directory and target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        if directory and target.exists():  # moved aside, not deleted first: `target` is absent for an instant only
+            old = tmp.with_name(f"{tmp.name}-old")  # a leftover's name: removed by the next run if killed here
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, target)
     except OSError as err:  # disk full, file too large, permission: say which output
         if is_write_error(err):
             raise _write_error(target, err) from err

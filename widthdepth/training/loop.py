@@ -108,8 +108,19 @@ def epoch_record(logs: dict) -> dict[str, float]:
     return {name: float(logs[key]) for key, name in EPOCH_METRICS.items() if key in logs}
 
 
+def checkpoint_model(folder: Path, epoch: int) -> Path:
+    """The file of the model checkpointed after `epoch` epochs."""
+    return folder / f"epoch_{epoch}.keras"
+
+
 class Checkpoint(keras.callbacks.Callback):
-    """After each epoch: the model (with its optimizer) and the run's state, written atomically."""
+    """After each epoch: the model (with its optimizer) and the run's state, which commits it.
+
+    Each epoch's model goes to a file of its own; `state.json`, which names the epoch, is
+    replaced atomically only once that file is whole, and older files are removed after. So a
+    kill at any moment leaves the last committed epoch to resume from (replacing one folder
+    by another cannot promise that: there is an instant with neither).
+    """
 
     def __init__(self, folder: Path, state: RunState):
         super().__init__()
@@ -121,9 +132,14 @@ class Checkpoint(keras.callbacks.Callback):
         state.history.append(epoch_record(logs))
         state.train_seconds += logs["epoch_seconds"]
         state.seed_states = [np.asarray(v).tolist() for v in seed_states(self.model)]
-        with atomic_path(self.folder, directory=True) as folder:
-            self.model.save(folder / "model.keras")
-            (folder / "state.json").write_text(json.dumps(asdict(state)))
+        model_file = checkpoint_model(self.folder, state.epoch)
+        with atomic_path(model_file) as path:
+            self.model.save(path)
+        with atomic_path(self.folder / "state.json") as path:
+            path.write_text(json.dumps(asdict(state)))
+        for path in self.folder.iterdir():  # earlier epochs, and what a killed write left
+            if path.name not in ("state.json", model_file.name):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -147,14 +163,14 @@ def load_checkpoint(folder: Path, fingerprint: str) -> tuple[keras.Model, RunSta
     A checkpoint that cannot be read (a truncated file, a disk error) is set aside under
     `checkpoints/.unreadable/` with one line in the log, and the run starts over: it never blocks training.
     """
-    if not folder.exists():
-        return None
+    if not (folder / "state.json").exists():
+        return None  # nothing committed yet
     try:
         saved = json.loads((folder / "state.json").read_text())
         if saved.get("fingerprint") != fingerprint:
             return None  # another run's: overwritten after this run's first epoch
         state = RunState(**saved)
-        model = keras.saving.load_model(folder / "model.keras")
+        model = keras.saving.load_model(checkpoint_model(folder, state.epoch))
         for variable, value in zip(seed_states(model), state.seed_states, strict=True):
             variable.assign(np.array(value, dtype=variable.dtype))
     except Exception as err:  # Keras raises many kinds on a damaged .keras file
