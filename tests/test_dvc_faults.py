@@ -116,16 +116,19 @@ def test_after_a_killed_train_dvc_checkout_restores_it_and_a_damaged_checkpoint_
 
     model = checkpoint_model(checkpoint, json.loads((checkpoint / "state.json").read_text())["epoch"])
     model.write_bytes(model.read_bytes()[:100])  # a checkpoint damaged by the disk
-    rerun = repro(repo, "repro", "--force", "train@tiny_alex")
-    assert rerun.returncode == 0, rerun.stderr
-    assert "checkpoint checkpoints/tiny_alex/seed_0 cannot be read" in rerun.stderr and "tiny_alex seed 1: resuming after epoch" in rerun.stderr
-    assert not checkpoint.exists() and (repo / "models" / "tiny_alex" / "seed_0.keras").exists()
-    for k in (0, 1):  # seed 0 started over, seed 1 resumed: both end as the uninterrupted run did
-        for a, b in zip(uninterrupted[k], keras.saving.load_model(repo / "models" / "tiny_alex" / f"seed_{k}.keras").get_weights()):
-            np.testing.assert_array_equal(a, b)
-    assert not any(path.exists() for path in leftovers)  # the next run cleans up
-    git(repo, "checkout", "dvc.lock")  # the rerun saved another .keras file (timestamps): back to the committed one
-    dvc(repo, "checkout")
+    try:
+        rerun = repro(repo, "repro", "--force", "train@tiny_alex")
+        assert rerun.returncode == 0, rerun.stderr
+        assert "checkpoint checkpoints/tiny_alex/seed_0 cannot be read" in rerun.stderr, rerun.stderr
+        assert "tiny_alex seed 1: resuming after epoch" in rerun.stderr, rerun.stderr
+        assert not checkpoint.exists() and (repo / "models" / "tiny_alex" / "seed_0.keras").exists()
+        for k in (0, 1):  # seed 0 started over, seed 1 resumed: both end as the uninterrupted run did
+            for a, b in zip(uninterrupted[k], keras.saving.load_model(repo / "models" / "tiny_alex" / f"seed_{k}.keras").get_weights()):
+                np.testing.assert_array_equal(a, b)
+        assert not any(path.exists() for path in leftovers)  # the next run cleans up
+    finally:  # the module's other tests start from the committed outputs, whatever happened here
+        git(repo, "checkout", "dvc.lock")  # the rerun saved another .keras file (timestamps): back to the committed one
+        dvc(repo, "checkout")
     assert outputs(repo) == before and stray(repo) == []
 
 
