@@ -52,9 +52,9 @@ from widthdepth import runtime  # noqa: E402
 
 DATA = Path(os.environ.get("PREPARED_DATA", ROOT / "data" / "prepared"))  # or another prepared folder
 SETTINGS = {  # runtime.FAST_DEFAULTS, one switch off at a time
-    "oneDNN off": {"TF_ENABLE_ONEDNN_OPTS": "0", "WIDTHDEPTH_FUSED_BATCH_NORM": "1"},
-    "Keras' batch norm": {"TF_ENABLE_ONEDNN_OPTS": "1", "WIDTHDEPTH_FUSED_BATCH_NORM": "0"},
-    "both on (the default)": {"TF_ENABLE_ONEDNN_OPTS": "1", "WIDTHDEPTH_FUSED_BATCH_NORM": "1"},
+    "oneDNN off": {"TF_ENABLE_ONEDNN_OPTS": "0", runtime.FUSED_BATCH_NORM: "1"},
+    "Keras' batch norm": {"TF_ENABLE_ONEDNN_OPTS": "1", runtime.FUSED_BATCH_NORM: "0"},
+    "both on (the default)": {"TF_ENABLE_ONEDNN_OPTS": "1", runtime.FUSED_BATCH_NORM: "1"},
 }
 
 BARE_FIT = """

@@ -112,10 +112,7 @@ def atomic_path(target: Path, *, directory: bool = False) -> Iterator[Path]:
             raise _write_error(target, err) from err
         raise
     finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp)
-        elif tmp.exists():
-            tmp.unlink()
+        remove(tmp)
 
 
 # Failures of a write, as opposed to other OSErrors raised while an output is produced (a
@@ -134,7 +131,15 @@ def _write_error(target: Path, err: OSError) -> StageError:
 def remove_leftovers(target: Path) -> None:
     """Remove temporary files of `target` that a killed run left behind."""
     for leftover in Path(target).parent.glob(f".{glob.escape(Path(target).name)}{TEMP_MARK}*"):
-        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+        remove(leftover)
+
+
+def remove(path: Path) -> None:
+    """Delete the file or folder tree at `path`, if there is one."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
 
 
 def run(main: Callable[[], None]) -> None:

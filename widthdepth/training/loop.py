@@ -27,7 +27,7 @@ import keras
 import numpy as np
 
 from widthdepth import provenance, runtime
-from widthdepth.stage import atomic_path
+from widthdepth.stage import atomic_path, remove
 from widthdepth.training.augment import augment_epoch
 from widthdepth.training.batchnorm import fuse, recalibrate, sample
 from widthdepth.training.log import EPOCH_METRICS
@@ -108,6 +108,9 @@ def epoch_record(logs: dict) -> dict[str, float]:
     return {name: float(logs[key]) for key, name in EPOCH_METRICS.items() if key in logs}
 
 
+STATE_FILE = "state.json"  # in a checkpoint's folder: the run's state, which commits the model file it names
+
+
 def checkpoint_model(folder: Path, epoch: int) -> Path:
     """The file of the model checkpointed after `epoch` epochs."""
     return folder / f"epoch_{epoch}.keras"
@@ -135,11 +138,11 @@ class Checkpoint(keras.callbacks.Callback):
         model_file = checkpoint_model(self.folder, state.epoch)
         with atomic_path(model_file) as path:
             self.model.save(path)
-        with atomic_path(self.folder / "state.json") as path:
+        with atomic_path(self.folder / STATE_FILE) as path:
             path.write_text(json.dumps(asdict(state)))
         for path in self.folder.iterdir():  # earlier epochs, and what a killed write left
-            if path.name not in ("state.json", model_file.name):
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
+            if path.name not in (STATE_FILE, model_file.name):
+                remove(path)
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -163,10 +166,10 @@ def load_checkpoint(folder: Path, fingerprint: str) -> tuple[keras.Model, RunSta
     A checkpoint that cannot be read (a truncated file, a disk error) is set aside under
     `checkpoints/.unreadable/` with one line in the log, and the run starts over: it never blocks training.
     """
-    if not (folder / "state.json").exists():
+    if not (folder / STATE_FILE).exists():
         return None  # nothing committed yet
     try:
-        saved = json.loads((folder / "state.json").read_text())
+        saved = json.loads((folder / STATE_FILE).read_text())
         if saved.get("fingerprint") != fingerprint:
             return None  # another run's: overwritten after this run's first epoch
         state = RunState(**saved)
