@@ -56,14 +56,23 @@ def run_pipeline(folder: Path, data: dict) -> tuple[float, float]:
 
 def write_cifar10_binary(prepared: Path, path: Path) -> None:
     """Official layout: five training batches of 10,000 records and a test batch."""
-    load = lambda name: np.load(prepared / f"{name}.npy")
-    x_train, y_train = np.concatenate([load("x_train"), load("x_val")]), np.concatenate([load("y_train"), load("y_val")])
+
+    def load(name: str) -> np.ndarray:
+        return np.load(prepared / f"{name}.npy")
+
+    x_train, y_train = (
+        np.concatenate([load("x_train"), load("x_val")]),
+        np.concatenate([load("y_train"), load("y_val")]),
+    )
     batches = [(x_train[i::5], y_train[i::5]) for i in range(5)] + [(load("x_test"), load("y_test"))]
     names = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
     classes = "airplane automobile bird cat deer dog frog horse ship truck".replace(" ", "\n") + "\n"
     with tarfile.open(path, "w:gz") as archive:
         for name, data in [("batches.meta.txt", classes.encode())] + [
-            (name, np.concatenate([y[:, None].astype(np.uint8), x.transpose(0, 3, 1, 2).reshape(len(x), -1)], 1).tobytes())
+            (
+                name,
+                np.concatenate([y[:, None].astype(np.uint8), x.transpose(0, 3, 1, 2).reshape(len(x), -1)], 1).tobytes(),
+            )
             for name, (x, y) in zip(names, batches)
         ]:
             info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
@@ -82,7 +91,9 @@ def main() -> None:
         results = {"image-folder zip (JPEG)": run_pipeline(jpeg, {"dataset": "imagefolder", "source": str(zip_path)})}
         write_cifar10_binary(jpeg / "data/prepared", binary / "cifar-10-binary.tar.gz")
         size = (binary / "cifar-10-binary.tar.gz").stat().st_size
-        results[f"CIFAR-10 binary tar.gz ({size / 1e6:.0f} MB)"] = run_pipeline(binary, {"dataset": "cifar10", "source": str(binary)})
+        results[f"CIFAR-10 binary tar.gz ({size / 1e6:.0f} MB)"] = run_pipeline(
+            binary, {"dataset": "cifar10", "source": str(binary)}
+        )
     print(f"\nprepare on 60,000 CIFAR-10 images, {os.cpu_count()} cores")
     print("| format | wall time (s) | peak RSS of the stage's processes (MB) |\n|---|---|---|")
     for name, (seconds, megabytes) in results.items():

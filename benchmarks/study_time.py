@@ -51,15 +51,20 @@ def main() -> None:
     for name, recipe, work, seconds in rows:
         print(f"| {name} | {recipe} | {work / 1e12:.2f} | {seconds:,.0f} | {work / seconds / 1e9:.1f} |")
     work, seconds = np.array([r[2] for r in rows]), np.array([r[3] for r in rows])
-    print(f"| **all** | | {work.sum() / 1e12:.2f} | {seconds.sum():,.0f} ({seconds.sum() / 60:.1f} min) | {work.sum() / seconds.sum() / 1e9:.1f} |")
+    print(
+        f"| **all** | | {work.sum() / 1e12:.2f} | {seconds.sum():,.0f} ({seconds.sum() / 60:.1f} min) "
+        f"| {work.sum() / seconds.sum() / 1e9:.1f} |"
+    )
 
     if args.wall:
         own_cost(params, args.metrics, args.wall)
     if len(rows) < 2:
         return
     b, log_a = np.polyfit(np.log(work), np.log(seconds), 1)
-    print(f"\nfit over {len(rows)} runs: seconds = {math.exp(log_a):.3g} x work^{b:.2f} "
-          f"(b < 1: small models run far below the machine's arithmetic rate, so time grows slower than work)")
+    print(
+        f"\nfit over {len(rows)} runs: seconds = {math.exp(log_a):.3g} x work^{b:.2f} "
+        f"(b < 1: small models run far below the machine's arithmetic rate, so time grows slower than work)"
+    )
     for scale in (2, 4, 16):
         predicted = float(np.sum(np.exp(log_a) * (scale * work) ** b))
         print(f"every model {scale}x the work (wider, deeper or longer): about {predicted / 60:.0f} min of training")
@@ -69,14 +74,21 @@ def own_cost(params: dict, metrics_folder: Path, wall: float) -> None:
     """The wall time less training and evaluation, in all and per stage."""
     training = evaluation = 0.0
     for name, declaration in params["models"].items():
-        runs = [json.loads((metrics_folder / name / f"seed_{seed}.json").read_text())["cost"] for seed in seeds_of(declaration)]
+        runs = [
+            json.loads((metrics_folder / name / f"seed_{seed}.json").read_text())["cost"]
+            for seed in seeds_of(declaration)
+        ]
         training += max(run["training_seconds"] for run in runs)  # one seed, or all at once
         evaluation += sum(run["evaluation_seconds"] for run in runs)
     stages = 2 * len(params["models"]) + 3  # train and evaluate per model; download, prepare, report
     own = wall - training - evaluation
-    print(f"\n| part of the `dvc repro` wall time | seconds | share |\n|---|---|---|")
-    for label, seconds in (("training (each model's longest seed)", training), ("evaluation (every seed)", evaluation),
-                           (f"the pipeline's own cost ({stages} stages: {own / stages:.1f} s each)", own), ("wall", wall)):
+    print("\n| part of the `dvc repro` wall time | seconds | share |\n|---|---|---|")
+    for label, seconds in (
+        ("training (each model's longest seed)", training),
+        ("evaluation (every seed)", evaluation),
+        (f"the pipeline's own cost ({stages} stages: {own / stages:.1f} s each)", own),
+        ("wall", wall),
+    ):
         print(f"| {label} | {seconds:,.0f} | {100 * seconds / wall:.1f}% |")
 
 

@@ -1,4 +1,5 @@
-"""Training speed: each declared model's throughput against the machine's limit, runtime settings side by side, pipeline overhead, switches.
+"""Training speed: each declared model's throughput against the machine's limit, runtime settings
+side by side, pipeline overhead, switches.
 
 Needs `data/prepared` (run `dvc repro prepare` first), or PREPARED_DATA=<folder>. Parts, each optional:
 
@@ -72,8 +73,9 @@ x, y = np.load(f"{{data}}/x_train.npy"), np.load(f"{{data}}/y_train.npy")
 xv, yv = np.load(f"{{data}}/x_val.npy"), np.load(f"{{data}}/y_val.npy")
 n = len(info["classes"])
 model = compiled_model(name, spec, recipe, info, -(-len(x) // recipe["batch_size"]))
-model.fit(runtime.batches(x, keras.utils.to_categorical(y, n), recipe["batch_size"]), epochs=recipe["epochs"], shuffle=False,
-          validation_data=runtime.batches(xv, keras.utils.to_categorical(yv, n), max(256, recipe["batch_size"])), verbose=0)
+train = runtime.batches(x, keras.utils.to_categorical(y, n), recipe["batch_size"])
+val = runtime.batches(xv, keras.utils.to_categorical(yv, n), max(256, recipe["batch_size"]))
+model.fit(train, epochs=recipe["epochs"], shuffle=False, validation_data=val, verbose=0)
 model.save("bare.keras")
 """
 
@@ -97,7 +99,9 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def images_per_second(name: str, spec: dict, recipe: dict, info: dict, x: np.ndarray, y: np.ndarray, **compile_args) -> tuple[float, int]:
+def images_per_second(
+    name: str, spec: dict, recipe: dict, info: dict, x: np.ndarray, y: np.ndarray, **compile_args
+) -> tuple[float, int]:
     """Rate of one epoch over x after a warm-up on part of it (tracing excluded), and the model's MACs per image."""
     import keras
 
@@ -114,7 +118,9 @@ def images_per_second(name: str, spec: dict, recipe: dict, info: dict, x: np.nda
     return len(x) / (time.perf_counter() - start), macs_per_image(model)
 
 
-def throughput(params: dict, names: list[str], images: int, reference: tuple[str, float] | None = None) -> dict[str, dict]:
+def throughput(
+    params: dict, names: list[str], images: int, reference: tuple[str, float] | None = None
+) -> dict[str, dict]:
     """Each model's rate, and its training time at its recipe's epochs for all its seeds one after
     another (an upper bound: small models' seeds train at once). `reference` (model, seconds):
     that model's measured one-seed training time on another machine, to scale every
@@ -125,7 +131,10 @@ def throughput(params: dict, names: list[str], images: int, reference: tuple[str
     n_train = info["splits"]["train"]["count"]
     peak = matmul_peak()
     print(f"\nfloat32 matmul peak (2048 x 2048, best of 5): {peak:.0f} GFLOP/s")
-    print("| model | recipe | seeds | MACs/image | img/s | training GFLOP/s | % of matmul peak | projected training, all seeds (min) |")
+    print(
+        "| model | recipe | seeds | MACs/image | img/s | training GFLOP/s | % of matmul peak "
+        "| projected training, all seeds (min) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     rows, total = {}, 0.0
     for name in names:
@@ -137,13 +146,19 @@ def throughput(params: dict, names: list[str], images: int, reference: tuple[str
         minutes = recipe["epochs"] * n_train / rate / 60 * seeds
         total += minutes
         rows[name] = {"rate": rate, "gflops": gflops, "minutes": minutes, "seeds": seeds}
-        print(f"| {name} | {spec['recipe']} | {seeds} | {macs:,} | {rate:,.0f} | {gflops:.1f} | {100 * gflops / peak:.0f}% | {minutes:.1f} |", flush=True)
+        print(
+            f"| {name} | {spec['recipe']} | {seeds} | {macs:,} | {rate:,.0f} | {gflops:.1f} "
+            f"| {100 * gflops / peak:.0f}% | {minutes:.1f} |",
+            flush=True,
+        )
     print(f"| **the whole study** | | | | | | | **{total:.1f}** |")
     if reference and reference[0] in rows:
         model, seconds = reference
         scale = seconds / 60 / (rows[model]["minutes"] / rows[model]["seeds"])
-        print(f"\nScaled so that one seed of {model} trains in {seconds:g} s (as measured on the reference machine): "
-              f"the whole study's training {total * scale:.0f} min there (this machine is {1 / scale:.2f}x slower).")
+        print(
+            f"\nScaled so that one seed of {model} trains in {seconds:g} s (as measured on the reference machine): "
+            f"the whole study's training {total * scale:.0f} min there (this machine is {1 / scale:.2f}x slower)."
+        )
     return {"peak": peak, "models": rows}
 
 
@@ -154,23 +169,41 @@ def settings_side_by_side(names: list[str], images: int, repeats: int) -> None:
     for _ in range(repeats):
         for label, env in SETTINGS.items():
             with tempfile.NamedTemporaryFile(suffix=".json") as out:
-                subprocess.run([sys.executable, __file__, "--parts", "throughput", "--models", ",".join(names),
-                                "--images", str(images), "--json", out.name],
-                               env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--parts",
+                        "throughput",
+                        "--models",
+                        ",".join(names),
+                        "--images",
+                        str(images),
+                        "--json",
+                        out.name,
+                    ],
+                    env={**os.environ, **env},
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
                 result = json.loads(Path(out.name).read_text())
             peaks[label] = max(peaks.get(label, 0), result["peak"])
             for name, row in result["models"].items():
                 if row["rate"] > best[label].get(name, {"rate": 0})["rate"]:
                     best[label][name] = row
     labels = list(SETTINGS)
-    print(f"\nimg/s per runtime setting, best of {repeats} alternated rounds, {images} images; in brackets: % of that run's matmul peak")
+    print(
+        f"\nimg/s per runtime setting, best of {repeats} alternated rounds, {images} images; "
+        "in brackets: % of that run's matmul peak"
+    )
     print("| model | " + " | ".join(labels) + " |\n|---|" + "---|" * len(labels))
     for name in names:
-        cells = [f"{best[l][name]['rate']:,.0f} ({100 * best[l][name]['gflops'] / peaks[l]:.0f}%)" for l in labels]
+        cells = [f"{best[la][name]['rate']:,.0f} ({100 * best[la][name]['gflops'] / peaks[la]:.0f}%)" for la in labels]
         print(f"| {name} | " + " | ".join(cells) + " |")
-    totals = [sum(row["minutes"] for row in best[l].values()) for l in labels]
+    totals = [sum(row["minutes"] for row in best[la].values()) for la in labels]
     print("| projected training (min) | " + " | ".join(f"{t:.1f}" for t in totals) + " |")
-    print("| matmul peak (GFLOP/s) | " + " | ".join(f"{peaks[l]:.0f}" for l in labels) + " |")
+    print("| matmul peak (GFLOP/s) | " + " | ".join(f"{peaks[la]:.0f}" for la in labels) + " |")
 
 
 def subset(folder: Path, train_images: int) -> None:
@@ -203,7 +236,10 @@ def overhead(params: dict, name: str, train_images: int, repeats: int) -> None:
             times["bare"].append(timed(bare_cmd, work))
     recipe = params["recipes"][params["models"][name]["recipe"]]
     stage_s, bare_s = min(times["stage"]), min(times["bare"])
-    print(f"\noverhead: {name}, {train_images} training images, {recipe['epochs']} epochs, best of {repeats} (whole process)")
+    print(
+        f"\noverhead: {name}, {train_images} training images, {recipe['epochs']} epochs, "
+        f"best of {repeats} (whole process)"
+    )
     print("| run | seconds | img/s |\n|---|---|---|")
     for label, seconds in (("train stage", stage_s), ("bare model.fit", bare_s)):
         print(f"| {label} | {seconds:.1f} | {recipe['epochs'] * train_images / seconds:.0f} |")
@@ -212,8 +248,11 @@ def overhead(params: dict, name: str, train_images: int, repeats: int) -> None:
 
 def seeds_side_by_side(params: dict, names: list[str], train_images: int, seeds: int) -> None:
     """The train stage per variant, in a fresh process each, on the first `train_images` images."""
-    variants = [("1 seed, augmentation as layers", {"augment": "layers"}, 1), ("1 seed, augmentation on the data", {"augment": "data"}, 1),
-                (f"{seeds} seeds at once, augmentation on the data", {"augment": "data"}, seeds)]
+    variants = [
+        ("1 seed, augmentation as layers", {"augment": "layers"}, 1),
+        ("1 seed, augmentation on the data", {"augment": "data"}, 1),
+        (f"{seeds} seeds at once, augmentation on the data", {"augment": "data"}, seeds),
+    ]
     print(f"\nseeds: the train stage, {train_images:,} training images, whole processes, one run each")
     print("| model | variant | wall s | training s per seed (from the logs) | wall s per seed |\n|---|---|---|---|---|")
     for name in names:
@@ -223,9 +262,13 @@ def seeds_side_by_side(params: dict, names: list[str], train_images: int, seeds:
             with tempfile.TemporaryDirectory() as tmp:
                 work = Path(tmp)
                 subset(work / "data", train_images)
-                (work / "params.yaml").write_text(yaml.safe_dump({**params, "models": {name: spec}, "recipes": {spec["recipe"]: recipe}}))
+                (work / "params.yaml").write_text(
+                    yaml.safe_dump({**params, "models": {name: spec}, "recipes": {spec["recipe"]: recipe}})
+                )
                 wall = timed([sys.executable, "-m", "stages.train", "--model", name, "data", "models", "live"], work)
-                logs = [json.loads(path.read_text()) for path in sorted((work / "live" / name).glob("seed_*/metrics.json"))]
+                logs = [
+                    json.loads(path.read_text()) for path in sorted((work / "live" / name).glob("seed_*/metrics.json"))
+                ]
             training = ", ".join(f"{log['training_seconds']:.0f}" for log in logs)
             print(f"| {name} | {label} | {wall:.0f} | {training} | {wall / count:.0f} |", flush=True)
 
@@ -238,18 +281,26 @@ def feeding(params: dict, names: list[str], epochs: int) -> None:
 
     info, x, y = load()
     onehot = keras.utils.to_categorical(y, len(info["classes"]))
-    print(f"\nfeeding: one model.fit call per epoch on {len(x):,} images, the two ways alternated, {epochs} epochs each")
+    print(
+        f"\nfeeding: one model.fit call per epoch on {len(x):,} images, the two ways alternated, {epochs} epochs each"
+    )
     print("| model | fed | seconds per epoch call (mean) | longest wait after the epoch ended (s) |\n|---|---|---|---|")
     for name in names:
         spec = params["models"][name]
         recipe = params["recipes"][spec["recipe"]]
         size = recipe["batch_size"]
         model = compiled_model(name, spec, recipe, info, 1000)
-        model.fit(runtime.batches(x[:4 * size], onehot[:4 * size], size), shuffle=False, verbose=0)  # tracing
+        model.fit(runtime.batches(x[: 4 * size], onehot[: 4 * size], size), shuffle=False, verbose=0)  # tracing
         ends: list[float] = []
-        marker = keras.callbacks.LambdaCallback(on_train_end=lambda logs: ends.append(time.perf_counter()))
-        calls = {"arrays (Keras' pipeline)": lambda: model.fit(x, onehot, batch_size=size, shuffle=False, callbacks=[marker], verbose=0),
-                 "runtime.batches": lambda: model.fit(runtime.batches(x, onehot, size), shuffle=False, callbacks=[marker], verbose=0)}
+        marker = keras.callbacks.LambdaCallback(on_train_end=lambda logs, ends=ends: ends.append(time.perf_counter()))
+        calls = {  # each called within this iteration: the defaults only keep the linter sure of it
+            "arrays (Keras' pipeline)": lambda model=model, size=size, marker=marker: model.fit(
+                x, onehot, batch_size=size, shuffle=False, callbacks=[marker], verbose=0
+            ),
+            "runtime.batches": lambda model=model, size=size, marker=marker: model.fit(
+                runtime.batches(x, onehot, size), shuffle=False, callbacks=[marker], verbose=0
+            ),
+        }
         seconds: dict[str, list[float]] = {label: [] for label in calls}
         waits: dict[str, list[float]] = {label: [] for label in calls}
         for _ in range(epochs):
@@ -268,9 +319,14 @@ def switches(params: dict, name: str, images: int) -> None:
     info, x, y = load(images)
     spec = params["models"][name]
     recipe = params["recipes"][spec["recipe"]]
-    rows = [("as declared (float32)", recipe, {}), ("batch size x2", {**recipe, "batch_size": 2 * recipe["batch_size"]}, {}),
-            ("augmentation as layers", {**recipe, "augment": "layers"}, {}), ("augmentation on the data", {**recipe, "augment": "data"}, {}),
-            ("XLA (jit_compile=True)", recipe, {"jit_compile": True}), ("16 steps per execution", recipe, {"steps_per_execution": 16})]
+    rows = [
+        ("as declared (float32)", recipe, {}),
+        ("batch size x2", {**recipe, "batch_size": 2 * recipe["batch_size"]}, {}),
+        ("augmentation as layers", {**recipe, "augment": "layers"}, {}),
+        ("augmentation on the data", {**recipe, "augment": "data"}, {}),
+        ("XLA (jit_compile=True)", recipe, {"jit_compile": True}),
+        ("16 steps per execution", recipe, {"steps_per_execution": 16}),
+    ]
     print(f"\nswitches: {name}, {images} images\n| switch | img/s |\n|---|---|")
     for label, variant, compile_args in rows:
         print(f"| {label} | {images_per_second(name, spec, variant, info, x, y, **compile_args)[0]:,.0f} |", flush=True)
@@ -294,9 +350,12 @@ def main() -> None:
     parser.add_argument("--seed-images", type=int, default=45000, help="training images of the seeds part")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--json", help="also write the throughput part's numbers to this file")
-    parser.add_argument("--reference", help="MODEL=SECONDS: that model's one-seed training time measured on another machine "
-                        "with this code (a time taken with older, slower code overstates the other machine's); "
-                        "the throughput part scales its projection to it")
+    parser.add_argument(
+        "--reference",
+        help="MODEL=SECONDS: that model's one-seed training time measured on another machine "
+        "with this code (a time taken with older, slower code overstates the other machine's); "
+        "the throughput part scales its projection to it",
+    )
     args = parser.parse_args()
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     parts = args.parts.split(",")

@@ -35,8 +35,16 @@ def main() -> None:
             np.save(folder / f"{name}.npy", array)
         (folder / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
     counts = {split: info["splits"][split]["count"] for split in ("train", "val", "test")}
-    log.info("%s: %d train, %d val, %d test images of shape %s; mean %s, std %s", info["dataset"],
-             counts["train"], counts["val"], counts["test"], info["image_shape"], info["mean"], info["std"])
+    log.info(
+        "%s: %d train, %d val, %d test images of shape %s; mean %s, std %s",
+        info["dataset"],
+        counts["train"],
+        counts["val"],
+        counts["test"],
+        info["image_shape"],
+        info["mean"],
+        info["std"],
+    )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from widthdepth.report import check_report_params, load_runs, write_report
-from widthdepth.study import analyse
 from widthdepth.stage import atomic_path, load_params, read_json, run
+from widthdepth.study import analyse
 
 log = logging.getLogger("report")
 
@@ -35,14 +35,25 @@ def main() -> None:
     parser.add_argument("out", type=Path, help="report folder to write")
     args = parser.parse_args()
     info = read_json(args.data / "dataset.json")
-    samples = (np.load(args.data / "x_train.npy", mmap_mode="r")[:25], np.load(args.data / "y_train.npy", mmap_mode="r")[:25])
+    samples = (
+        np.load(args.data / "x_train.npy", mmap_mode="r")[:25],
+        np.load(args.data / "y_train.npy", mmap_mode="r")[:25],
+    )
     params = {section: load_params(section) for section in ("data", "recipes", "report")}
     margin = check_report_params(params["report"])
-    runs = load_runs(load_params("models"), tuple(info["image_shape"]), args.metrics, args.training_logs, info["splits"]["val"]["count"])
+    runs = load_runs(
+        load_params("models"),
+        tuple(info["image_shape"]),
+        args.metrics,
+        args.training_logs,
+        info["splits"]["val"]["count"],
+    )
     analysis = analyse(runs, params["recipes"], margin)
     with atomic_path(args.out, directory=True) as folder:
         write_report(folder, info, params, analysis, args.training_logs, args.confusion, samples)
-    log.info("%d runs (%d failed); best by validation accuracy: %s", len(runs), len(analysis.failed), analysis.best[0].name)
+    log.info(
+        "%d runs (%d failed); best by validation accuracy: %s", len(runs), len(analysis.failed), analysis.best[0].name
+    )
 
 
 if __name__ == "__main__":

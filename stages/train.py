@@ -48,8 +48,13 @@ def main() -> None:
 
     # The models and logs are written beside their folders and moved in together, so a failed
     # run leaves no partial dvclive/<name>/ for `dvc checkout` to trip on.
-    with atomic_path(args.models / name, directory=True) as models_tmp, atomic_path(args.live / name, directory=True) as live_tmp:
-        train_seeds(name, declaration, recipe, seeds, args.data, info, backend, CHECKPOINTS / name, models_tmp, live_tmp)
+    with (
+        atomic_path(args.models / name, directory=True) as models_tmp,
+        atomic_path(args.live / name, directory=True) as live_tmp,
+    ):
+        train_seeds(
+            name, declaration, recipe, seeds, args.data, info, backend, CHECKPOINTS / name, models_tmp, live_tmp
+        )
     shutil.rmtree(CHECKPOINTS / name, ignore_errors=True)
 
 

@@ -59,8 +59,15 @@ BENIGN_WARNINGS = [
 ]
 
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-    "--disable-background-networking", "--disable-component-update", "--virtual-time-budget=30000",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--virtual-time-budget=30000",
 ]
 
 
@@ -118,13 +125,17 @@ def render(page: Path) -> Page:
     profile = page.parent / "chromium-profile"
     result = subprocess.run(
         [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", offline.as_uri()],
-        capture_output=True, text=True, timeout=180,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     dom = result.stdout
     assert dom.strip(), f"chromium printed no page: {result.stderr[-2000:]}"
     log = re.search(r'data-browser-log="([^"]*)"', dom)
     lines = htmllib.unescape(log[1]).splitlines() if log else []
-    problems = [line for line in lines if not (line.startswith("warn: ") and any(p.search(line) for p in BENIGN_WARNINGS))]
+    problems = [
+        line for line in lines if not (line.startswith("warn: ") and any(p.search(line) for p in BENIGN_WARNINGS))
+    ]
     rendered = len(re.findall(r'data-rendered="yes"', dom))
     drawn = len(re.findall(r'<(?:canvas|svg)[^>]*class="marks"', dom))
     return Page(charts, min(rendered, drawn), images, dom.count('data-loaded="yes"'), problems)

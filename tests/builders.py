@@ -38,7 +38,9 @@ def write_cifar10_binary(path: Path, per_batch: int = 20, n_test: int = 30) -> d
         for i, name in enumerate([f"data_batch_{b}.bin" for b in range(1, 6)] + ["test_batch.bin"]):
             n = n_test if name == "test_batch.bin" else per_batch
             images, labels = random_images(n, (32, 32, 3), seed=i), balanced_labels(n, 10, seed=i)
-            records = np.concatenate([labels[:, None].astype(np.uint8), images.transpose(0, 3, 1, 2).reshape(n, -1)], axis=1)
+            records = np.concatenate(
+                [labels[:, None].astype(np.uint8), images.transpose(0, 3, 1, 2).reshape(n, -1)], axis=1
+            )
             add_tar_member(archive, f"cifar-10-batches-bin/{name}", records.tobytes())
             if name == "test_batch.bin":
                 arrays["x_test"], arrays["y_test"] = [images], [labels]
@@ -52,14 +54,21 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return b"\x00\x00\x08" + bytes([array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
 
 
-FASHION_FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+FASHION_FILES = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+]
 
 
 def write_fashion_mnist(folder: Path, n_train: int = 60, n_test: int = 20, mtime: int = 0) -> dict[str, np.ndarray]:
     """The four gzipped IDX files; `mtime` changes the gzip header but not the payload."""
     arrays = {
-        "x_train": random_images(n_train, (28, 28), seed=1), "y_train": balanced_labels(n_train, 10, seed=1),
-        "x_test": random_images(n_test, (28, 28), seed=2), "y_test": balanced_labels(n_test, 10, seed=2),
+        "x_train": random_images(n_train, (28, 28), seed=1),
+        "y_train": balanced_labels(n_train, 10, seed=1),
+        "x_test": random_images(n_test, (28, 28), seed=2),
+        "y_test": balanced_labels(n_test, 10, seed=2),
     }
     folder.mkdir(parents=True, exist_ok=True)
     for name, key in zip(FASHION_FILES, arrays):
@@ -115,8 +124,12 @@ def write_prepared(folder: Path, shape=(32, 32, 3), n_classes: int = 3, n_train:
         np.save(folder / f"x_{split}.npy", random_images(n, shape, seed))
         np.save(folder / f"y_{split}.npy", balanced_labels(n, n_classes, seed))
     info = {
-        "dataset": "synthetic", "classes": classes, "image_shape": list(shape),
-        "mean": [127.5] * shape[-1], "std": [73.9] * shape[-1], "sha256": f"synthetic-{n_train}-{shape}",
+        "dataset": "synthetic",
+        "classes": classes,
+        "image_shape": list(shape),
+        "mean": [127.5] * shape[-1],
+        "std": [73.9] * shape[-1],
+        "sha256": f"synthetic-{n_train}-{shape}",
     }
     (folder / "dataset.json").write_text(json.dumps(info))
     return info

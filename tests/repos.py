@@ -17,7 +17,17 @@ from tests import builders
 from tests.conftest import ROOT
 from tools import sync_dvc_yaml
 
-PIPELINE_FILES = ["dvc.yaml", "params.yaml", "stages", "widthdepth", "tools", ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore"]
+PIPELINE_FILES = [
+    "dvc.yaml",
+    "params.yaml",
+    "stages",
+    "widthdepth",
+    "tools",
+    ".dvc/config",
+    ".dvc/plots",
+    ".dvcignore",
+    ".gitignore",
+]
 TINY_ALEX = {"family": "alexnet", "recipe": "modern", "filters": 4, "blocks": 1, "kernels": [3]}
 # A two-point width sweep and an mlp instead of the study, for 8x8 images.
 TINY_MODELS = {
@@ -92,8 +102,9 @@ def dvc(repo: Path, *args: str) -> str:
 
 def shell(repo: Path, command: str, env: dict[str, str] | None = None) -> str:
     """Runs a shell command line as a CI step would (bash, stop at the first error)."""
-    result = subprocess.run(["bash", "-eo", "pipefail", "-c", command], cwd=repo, env={**ENV, **(env or {})},
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", command], cwd=repo, env={**ENV, **(env or {})}, capture_output=True, text=True
+    )
     assert result.returncode == 0, f"{command}:\n{result.stdout}{result.stderr}"
     return result.stdout
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from widthdepth.data import download
-from widthdepth.stage import StageError
 from tests import builders
 from tests.conftest import ROOT, run_stage, write_params
+from widthdepth.data import download
+from widthdepth.stage import StageError
+
 
 def expect_failure(match: str) -> None:
     """Run download, then prepare: one must fail with `match`, leaving no output of its own."""
@@ -62,7 +63,9 @@ def test_truncated_zip(workdir: Path) -> None:
 
 def test_tar_member_outside_the_archive(workdir: Path) -> None:
     members = good_members()
-    archive = builders.write_tar(workdir / "images.tar.gz", {**members, "train/cat/../../../evil.png": members["train/cat/0000.png"]})
+    archive = builders.write_tar(
+        workdir / "images.tar.gz", {**members, "train/cat/../../../evil.png": members["train/cat/0000.png"]}
+    )
     write_params(data={"dataset": "imagefolder", "source": str(archive)})
     expect_failure(r"images.tar.gz: member 'train/cat/../../../evil.png' points outside the archive")
     assert not (workdir.parent / "evil.png").exists()
@@ -182,10 +185,15 @@ def test_command_line_error_is_one_clear_line(workdir: Path) -> None:
     write_params(data={"dataset": "mnist"})
     result = subprocess.run(
         [sys.executable, "-m", "stages.download", "data/raw"],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 1
-    assert result.stderr.strip() == "error: params.yaml: data.dataset is 'mnist'; expected one of cifar10, fashion_mnist, imagefolder"
+    assert (
+        result.stderr.strip()
+        == "error: params.yaml: data.dataset is 'mnist'; expected one of cifar10, fashion_mnist, imagefolder"
+    )
     assert not Path("data/raw").exists()
 
 

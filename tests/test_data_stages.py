@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests import builders
 from tests.conftest import run_stage, write_params
 from widthdepth.data import download, sources, split
-from tests import builders
 
 
 def prepared() -> dict[str, np.ndarray]:
@@ -66,19 +66,25 @@ def test_official_file_found_in_mirror_by_checksum(workdir: Path, monkeypatch: p
     expected = builders.write_cifar10_binary(archive)
     official = sources.SOURCES["cifar10"].files[0]
     md5 = hashlib.md5(archive.read_bytes()).hexdigest()
-    fake = sources.Source("cifar10_binary", "cifar10", (sources.RemoteFile(official.name, "http://127.0.0.1:9/x", f"md5:{md5}"),))
+    fake = sources.Source(
+        "cifar10_binary", "cifar10", (sources.RemoteFile(official.name, "http://127.0.0.1:9/x", f"md5:{md5}"),)
+    )
     monkeypatch.setitem(download.SOURCES, "cifar10", fake)
     monkeypatch.setenv("DATASET_MIRROR", f"{workdir / 'empty'}:{mirror}")
     write_params()
     assert_split_of(expected, run_pipeline())
 
 
-def test_fashion_mnist_payload_checksum_accepts_recompressed_files(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fashion_mnist_payload_checksum_accepts_recompressed_files(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Debian recompresses the official .gz files: the payloads, not the containers, are checked."""
     official = builders.write_fashion_mnist(workdir / "official", mtime=1)
     debian = workdir / "usr-share" / "fashion-mnist"
     builders.write_fashion_mnist(debian, mtime=2)
-    assert (debian / builders.FASHION_FILES[0]).read_bytes() != (workdir / "official" / builders.FASHION_FILES[0]).read_bytes()
+    assert (debian / builders.FASHION_FILES[0]).read_bytes() != (
+        workdir / "official" / builders.FASHION_FILES[0]
+    ).read_bytes()
     payload_sha256 = {
         name: hashlib.sha256(gzip.decompress((workdir / "official" / name).read_bytes())).hexdigest()
         for name in builders.FASHION_FILES
@@ -87,7 +93,11 @@ def test_fashion_mnist_payload_checksum_accepts_recompressed_files(workdir: Path
         sources.RemoteFile(name, "http://127.0.0.1:9/" + name, f"sha256:{digest}", checksum_of_payload=True)
         for name, digest in payload_sha256.items()
     )
-    monkeypatch.setitem(download.SOURCES, "fashion_mnist", sources.Source("idx", "fashion-mnist", files, sources.SOURCES["fashion_mnist"].classes))
+    monkeypatch.setitem(
+        download.SOURCES,
+        "fashion_mnist",
+        sources.Source("idx", "fashion-mnist", files, sources.SOURCES["fashion_mnist"].classes),
+    )
     monkeypatch.setattr("widthdepth.data.fetch.SYSTEM_MIRRORS", (str(workdir / "usr-share"),))
     write_params(data={"dataset": "fashion_mnist"}, prepare={"val_size": 0.25, "seed": 0})
     got = run_pipeline()
@@ -122,7 +132,9 @@ def test_imagefolder_grayscale_and_sha256(workdir: Path) -> None:
     members, expected = builders.image_folder_members(["a", "b"], {"train": 4, "test": 1}, shape=(5, 7, 1))
     archive = builders.write_zip(workdir / "gray.zip", members)
     sha256 = hashlib.sha256(archive.read_bytes()).hexdigest()
-    write_params(data={"dataset": "imagefolder", "source": str(archive), "sha256": sha256}, prepare={"val_size": 2, "seed": 0})
+    write_params(
+        data={"dataset": "imagefolder", "source": str(archive), "sha256": sha256}, prepare={"val_size": 2, "seed": 0}
+    )
     got = run_pipeline()
     assert got["x_test"].shape == (2, 5, 7, 1)
     assert_split_of(expected, got)

@@ -17,19 +17,26 @@ import numpy as np
 import pytest
 import yaml
 
-from tools import sync_dvc_yaml
-
 from tests.repos import ENV, TINY_ALEX, commit, dvc, edit_params, git, pipeline_repo
+from tools import sync_dvc_yaml
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny pipeline, reproduced and committed; tiny_alex has two seeds and trains long enough to be killed mid-run."""
+    """The tiny pipeline, reproduced and committed; tiny_alex has two seeds and trains long enough
+    to be killed mid-run."""
     repo = pipeline_repo(tmp_path_factory.mktemp("faults"))
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    edit_params(repo, recipes={"slow": {**params["recipes"]["modern"], "epochs": 40, "learning_rate": 0.01}},
-                **{"models.tiny_alex": {"recipe": "slow", "seeds": 2}})
-    (repo / "dvc.yaml").write_text(sync_dvc_yaml.synced((repo / "dvc.yaml").read_text(), yaml.safe_load((repo / "params.yaml").read_text())["models"]))
+    edit_params(
+        repo,
+        recipes={"slow": {**params["recipes"]["modern"], "epochs": 40, "learning_rate": 0.01}},
+        **{"models.tiny_alex": {"recipe": "slow", "seeds": 2}},
+    )
+    (repo / "dvc.yaml").write_text(
+        sync_dvc_yaml.synced(
+            (repo / "dvc.yaml").read_text(), yaml.safe_load((repo / "params.yaml").read_text())["models"]
+        )
+    )
     dvc(repo, "repro")
     commit(repo, "reproduced")
     return repo
@@ -38,8 +45,12 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def outputs(repo: Path) -> dict[str, str]:
     """md5 of every file under the pipeline's output folders, but a killed write's ignored leftovers."""
     folders = ["data/prepared", "models", "dvclive", "metrics", "plots", "report"]
-    return {str(path.relative_to(repo)): hashlib.md5(path.read_bytes()).hexdigest()
-            for folder in folders for path in sorted((repo / folder).rglob("*")) if path.is_file() and ".tmp-" not in str(path)}
+    return {
+        str(path.relative_to(repo)): hashlib.md5(path.read_bytes()).hexdigest()
+        for folder in folders
+        for path in sorted((repo / folder).rglob("*"))
+        if path.is_file() and ".tmp-" not in str(path)
+    }
 
 
 def repro(repo: Path, *args: str) -> subprocess.CompletedProcess:
@@ -58,7 +69,9 @@ def test_a_hostile_model_name_reaches_no_shell_and_writes_nothing(repo: Path, na
     result = repro(repo, "repro")
     git(repo, "checkout", "params.yaml")
     assert result.returncode != 0
-    assert f"error: params.yaml: models name {name!r} is not allowed: a name is a letter" in result.stdout + result.stderr
+    assert (
+        f"error: params.yaml: models name {name!r} is not allowed: a name is a letter" in result.stdout + result.stderr
+    )
     assert not list(repo.parent.rglob("pwned")) and not list(Path.cwd().glob("pwned"))
     assert outputs(repo) == before and stray(repo) == []
 
@@ -84,11 +97,17 @@ def test_a_hostile_name_in_an_experiment_is_refused_too(repo: Path) -> None:
 def test_two_seeds_train_at_once_and_the_report_pools_them(repo: Path) -> None:
     assert sorted(p.name for p in (repo / "models" / "tiny_alex").iterdir()) == ["seed_0.keras", "seed_1.keras"]
     assert sorted(p.name for p in (repo / "metrics" / "tiny_alex").iterdir()) == ["seed_0.json", "seed_1.json"]
-    logged = [yaml.safe_load((repo / "dvclive" / "tiny_alex" / f"seed_{k}" / "params.yaml").read_text()) for k in (0, 1)]
-    assert [entry["seed"] for entry in logged] == [0, 1] and all(entry["runtime"]["TF_NUM_INTRAOP_THREADS"] == "1" for entry in logged)
+    logged = [
+        yaml.safe_load((repo / "dvclive" / "tiny_alex" / f"seed_{k}" / "params.yaml").read_text()) for k in (0, 1)
+    ]
+    assert [entry["seed"] for entry in logged] == [0, 1] and all(
+        entry["runtime"]["TF_NUM_INTRAOP_THREADS"] == "1" for entry in logged
+    )
     summary = (repo / "report" / "summary.csv").read_text().splitlines()
     assert [line.split(",")[:4] for line in summary if line.startswith("tiny_alex,")] == [
-        ["tiny_alex", "alexnet", "slow", "0"], ["tiny_alex", "alexnet", "slow", "1"]]  # each seed its own run, one point
+        ["tiny_alex", "alexnet", "slow", "0"],
+        ["tiny_alex", "alexnet", "slow", "1"],
+    ]  # each seed its own run, one point
 
 
 def test_after_a_killed_train_dvc_checkout_restores_it_and_a_damaged_checkpoint_does_not_block(repo: Path) -> None:
@@ -97,9 +116,17 @@ def test_after_a_killed_train_dvc_checkout_restores_it_and_a_damaged_checkpoint_
     from widthdepth.training.loop import checkpoint_model
 
     before = outputs(repo)
-    uninterrupted = [keras.saving.load_model(repo / "models" / "tiny_alex" / f"seed_{k}.keras").get_weights() for k in (0, 1)]
-    process = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--force", "train@tiny_alex"], cwd=repo, env=ENV,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    uninterrupted = [
+        keras.saving.load_model(repo / "models" / "tiny_alex" / f"seed_{k}.keras").get_weights() for k in (0, 1)
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro", "--force", "train@tiny_alex"],
+        cwd=repo,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     checkpoint = repo / "checkpoints" / "tiny_alex" / "seed_0"
     states = [repo / "checkpoints" / "tiny_alex" / f"seed_{k}" / "state.json" for k in (0, 1)]
     while process.poll() is None and not all(state.exists() for state in states):
@@ -123,7 +150,10 @@ def test_after_a_killed_train_dvc_checkout_restores_it_and_a_damaged_checkpoint_
         assert "tiny_alex seed 1: resuming after epoch" in rerun.stderr, rerun.stderr
         assert not checkpoint.exists() and (repo / "models" / "tiny_alex" / "seed_0.keras").exists()
         for k in (0, 1):  # seed 0 started over, seed 1 resumed: both end as the uninterrupted run did
-            for a, b in zip(uninterrupted[k], keras.saving.load_model(repo / "models" / "tiny_alex" / f"seed_{k}.keras").get_weights()):
+            for a, b in zip(
+                uninterrupted[k],
+                keras.saving.load_model(repo / "models" / "tiny_alex" / f"seed_{k}.keras").get_weights(),
+            ):
                 np.testing.assert_array_equal(a, b)
         assert not any(path.exists() for path in leftovers)  # the next run cleans up
     finally:  # the module's other tests start from the committed outputs, whatever happened here
@@ -147,7 +177,10 @@ def test_a_failed_report_leaves_the_committed_report_and_metrics_as_they_were(re
     before = outputs(repo)
     edit_params(repo, report={"notebook": {"tiny_alex": 2}})
     result = repro(repo, "repro")
-    assert result.returncode != 0 and "error: params.yaml: report.notebook.tiny_alex must be an accuracy in [0, 1], not 2" in result.stderr
+    assert (
+        result.returncode != 0
+        and "error: params.yaml: report.notebook.tiny_alex must be an accuracy in [0, 1], not 2" in result.stderr
+    )
     git(repo, "checkout", "params.yaml")
     assert outputs(repo) == before and stray(repo) == []  # nothing to restore: git-kept outputs persist
     dvc(repo, "checkout")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from widthdepth import metrics as metrics_module
 from tests import builders
 from tests.conftest import ROOT, run_stage
 from tests.test_train import write_params
+from widthdepth import metrics as metrics_module
 
 
 def flat_keys(tree: dict, prefix: str = "") -> set[str]:

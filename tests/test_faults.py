@@ -25,17 +25,33 @@ from widthdepth import architectures
 from widthdepth.data import readers
 from widthdepth.stage import NAME_RULE, StageError, atomic_path, check_name
 
-HOSTILE_NAMES = ["a;touch pwned", "$(touch pwned)", "`touch pwned`", "a b", "a/b", "..", "-x", "modèle", "a" * 65, "", 7]
+HOSTILE_NAMES = [
+    "a;touch pwned",
+    "$(touch pwned)",
+    "`touch pwned`",
+    "a b",
+    "a/b",
+    "..",
+    "-x",
+    "modèle",
+    "a" * 65,
+    "",
+    7,
+]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 # Runs a command, then prints its peak resident memory (KiB), its exit status and its stderr.
-MEASURED = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode); print(r.stderr, end='')")
+MEASURED = (
+    "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode); print(r.stderr, end='')"
+)
 
 
 def run_measured(*command: str) -> tuple[int, str, float, float]:
     """Exit status, stderr, peak resident memory in GiB and wall seconds of a command in a fresh process."""
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", MEASURED, *command], capture_output=True, text=True, env=ENV, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", MEASURED, *command], capture_output=True, text=True, env=ENV, check=True
+    )
     seconds = time.perf_counter() - start
     first, _, stderr = result.stdout.partition("\n")
     peak_kib, status = map(int, first.split())
@@ -88,8 +104,18 @@ def test_no_value_of_params_reaches_a_stage_command() -> None:
 # -- memory ------------------------------------------------------------------------------
 
 SIZED = {
-    "alexnet": [{"filters": [3, 5, 7], "convs": [1, 2, 1], "kernels": [5, 3, 3], "padding": ["valid", "same", "same"],
-                 "dropout": 0.1, "dense": [16, 8], "dense_dropout": 0.2}, {"batch_norm": False, "pool_size": 3}],
+    "alexnet": [
+        {
+            "filters": [3, 5, 7],
+            "convs": [1, 2, 1],
+            "kernels": [5, 3, 3],
+            "padding": ["valid", "same", "same"],
+            "dropout": 0.1,
+            "dense": [16, 8],
+            "dense_dropout": 0.2,
+        },
+        {"batch_norm": False, "pool_size": 3},
+    ],
     "inception": [{"stem": 5, "branches": 4, "filters": 3, "blocks": [1, 2]}, {"branches": 3, "downsample_filters": 7}],
     "mlp": [{"widths": [32, 16]}, {"widths": 9, "dropout": 0.0}],
     "airbench": [{"widths": [4, 8], "whiten_kernel": 3}, {"widths": 6, "batch_norm_momentum": 0.9, "logit_scale": 0.5}],
@@ -98,7 +124,6 @@ SIZED = {
 
 @pytest.mark.parametrize("family", list(SIZED))
 def test_the_size_counted_from_a_declaration_is_what_keras_builds(family: str) -> None:
-    import keras
 
     for knobs in SIZED[family]:
         spec = architectures.check_spec("m", {"family": family, **knobs}, (20, 20, 3))
@@ -112,9 +137,13 @@ def test_the_size_counted_from_a_declaration_is_what_keras_builds(family: str) -
 def test_a_model_too_large_for_memory_is_refused_in_seconds(workdir: Path) -> None:
     builders.write_prepared(workdir / "data", shape=(32, 32, 3))
     write_train_params({"huge": {"family": "alexnet", "recipe": "modern", "filters": 10000, "kernels": 3}})
-    status, stderr, peak_gib, seconds = run_measured(sys.executable, "-m", "stages.train", "--model", "huge", "data", "models", "dvclive")
+    status, stderr, peak_gib, seconds = run_measured(
+        sys.executable, "-m", "stages.train", "--model", "huge", "data", "models", "dvclive"
+    )
     assert status == 1 and stderr.count("\n") == 1, stderr
-    assert stderr.startswith("error: params.yaml: models.huge.filters makes a model too large to train here: an estimated ")
+    assert stderr.startswith(
+        "error: params.yaml: models.huge.filters makes a model too large to train here: an estimated "
+    )
     assert "recipes.modern.batch_size 16" in stderr and "WIDTHDEPTH_MEMORY_GB" in stderr
     assert peak_gib < 0.5 and seconds < 30, (peak_gib, seconds)
     assert not any(Path(p).exists() for p in ("models", "dvclive", "checkpoints"))
@@ -124,7 +153,9 @@ def test_the_memory_limit_can_be_set(workdir: Path, monkeypatch: pytest.MonkeyPa
     builders.write_prepared(workdir / "data", shape=(16, 16, 3))
     write_train_params()
     monkeypatch.setenv("WIDTHDEPTH_MEMORY_GB", "0.00001")
-    with pytest.raises(StageError, match=r"^params.yaml: models.tiny_mlp.widths makes a model too large .* limit of 0.0 GiB"):
+    with pytest.raises(
+        StageError, match=r"^params.yaml: models.tiny_mlp.widths makes a model too large .* limit of 0.0 GiB"
+    ):
         run_stage("train", "--model", "tiny_mlp", "data", "models", "dvclive")
     monkeypatch.setenv("WIDTHDEPTH_MEMORY_GB", "lots")
     with pytest.raises(StageError, match=r"^WIDTHDEPTH_MEMORY_GB='lots' must be a number of GiB$"):
@@ -132,7 +163,9 @@ def test_the_memory_limit_can_be_set(workdir: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_a_count_is_bounded_before_any_list_is_built() -> None:
-    with pytest.raises(StageError, match=r"^params.yaml: models.m.blocks must be a number of blocks of at most 256, not 1000000000$"):
+    with pytest.raises(
+        StageError, match=r"^params.yaml: models.m.blocks must be a number of blocks of at most 256, not 1000000000$"
+    ):
         architectures.check_spec("m", {"family": "alexnet", "blocks": 10**9}, (32, 32, 3))
 
 
@@ -154,7 +187,9 @@ def test_a_zip_bomb_is_refused_in_seconds_with_little_memory(workdir: Path) -> N
                 member.write(bytes(2**20))  # 300 MiB of zeros: about 0.3 MB packed
     assert archive.stat().st_size < 2 * 2**20
     imagefolder_source(workdir, archive)
-    status, stderr, peak_gib, seconds = run_measured(sys.executable, "-m", "stages.prepare", "data/raw", "data/prepared")
+    status, stderr, peak_gib, seconds = run_measured(
+        sys.executable, "-m", "stages.prepare", "data/raw", "data/prepared"
+    )
     assert status == 1 and stderr.count("\n") == 1, stderr
     assert "member train/cat/huge.png unpacks to 314,572,800 bytes, over the limit of 268,435,456 per file" in stderr
     assert peak_gib < 0.5 and seconds < 30, (peak_gib, seconds)
@@ -162,20 +197,29 @@ def test_a_zip_bomb_is_refused_in_seconds_with_little_memory(workdir: Path) -> N
 
 
 def test_a_member_that_unpacks_far_beyond_its_packed_size_is_refused(workdir: Path) -> None:
-    members = {**builders.image_folder_members(["cat", "dog"], {"train": 3, "test": 1})[0], "train/cat/zeros.png": bytes(8 * 2**20)}
+    members = {
+        **builders.image_folder_members(["cat", "dog"], {"train": 3, "test": 1})[0],
+        "train/cat/zeros.png": bytes(8 * 2**20),
+    }
     archive = workdir / "ratio.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as packed:
         for name, data in members.items():
             packed.writestr(name, data)
     imagefolder_source(workdir, archive)
-    with pytest.raises(StageError, match=r"member train/cat/zeros.png unpacks [\d,]+ times its packed size .* decompression bomb$"):
+    with pytest.raises(
+        StageError, match=r"member train/cat/zeros.png unpacks [\d,]+ times its packed size .* decompression bomb$"
+    ):
         run_stage("prepare", "data/raw", "data/prepared")
 
 
-def test_tar_members_and_gzip_files_are_bounded_before_they_are_read(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tar_members_and_gzip_files_are_bounded_before_they_are_read(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(readers, "MAX_MEMBER_BYTES", 1000)
     archive = builders.write_tar(workdir / "images.tar.gz", {"train/cat/big.png": bytes(5000)})
-    with pytest.raises(StageError, match=r"images.tar.gz: member train/cat/big.png unpacks to 5,000 bytes, over the limit of 1,000"):
+    with pytest.raises(
+        StageError, match=r"images.tar.gz: member train/cat/big.png unpacks to 5,000 bytes, over the limit of 1,000"
+    ):
         list(readers.iter_members(archive))
     (workdir / "labels.gz").write_bytes(gzip.compress(bytes(5000)))
     with pytest.raises(StageError, match=r"labels.gz: unpacks to over 1,000 bytes, the limit per file$"):
@@ -184,15 +228,26 @@ def test_tar_members_and_gzip_files_are_bounded_before_they_are_read(workdir: Pa
 
 def test_images_that_would_decode_past_the_bound_are_refused(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(readers, "MAX_DECODED_BYTES", 1000)
-    imagefolder_source(workdir, builders.write_zip(workdir / "images.zip", builders.image_folder_members(["cat", "dog"], {"train": 3, "test": 1})[0]))
-    with pytest.raises(StageError, match=r"images.zip: 8 images of 8x8 RGB \(like train/cat/0000.png\) decode to 1,536 bytes, over the limit of 1,000$"):
+    imagefolder_source(
+        workdir,
+        builders.write_zip(
+            workdir / "images.zip", builders.image_folder_members(["cat", "dog"], {"train": 3, "test": 1})[0]
+        ),
+    )
+    with pytest.raises(
+        StageError,
+        match=r"images.zip: 8 images of 8x8 RGB \(like train/cat/0000.png\) decode to 1,536 bytes, "
+        r"over the limit of 1,000$",
+    ):
         run_stage("prepare", "data/raw", "data/prepared")
 
 
 # -- checkpoints, writes, leftovers ------------------------------------------------------
 
 
-def test_a_damaged_checkpoint_is_set_aside_and_training_starts_over(workdir: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_damaged_checkpoint_is_set_aside_and_training_starts_over(
+    workdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from widthdepth import runtime
 
     info = builders.write_prepared(workdir / "data", shape=(16, 16, 3))
@@ -210,7 +265,10 @@ def test_a_damaged_checkpoint_is_set_aside_and_training_starts_over(workdir: Pat
     (checkpoint / "epoch_1.keras").write_bytes(clean[: len(clean) // 3])  # damaged on disk
     run_stage("train", "--model", "tiny_alex", "data", "models", "dvclive")
     assert "checkpoint checkpoints/tiny_alex/seed_0 cannot be read" in caplog.text
-    assert "set aside as checkpoints/.unreadable/tiny_alex/seed_0, training starts over" in caplog.text and "resuming" not in caplog.text
+    assert (
+        "set aside as checkpoints/.unreadable/tiny_alex/seed_0, training starts over" in caplog.text
+        and "resuming" not in caplog.text
+    )
     assert Path("checkpoints/.unreadable/tiny_alex/seed_0/epoch_1.keras").exists() and not checkpoint.exists()
     assert json.loads(Path("dvclive/tiny_alex/seed_0/metrics.json").read_text())["epochs"] == 2
 
@@ -219,12 +277,15 @@ def test_a_failed_write_names_the_file_and_the_reason(workdir: Path) -> None:
     builders.write_cifar10_binary(workdir / "cifar-10-binary.tar.gz", per_batch=200)
     write_params(data={"source": str(workdir)})
     run_stage("download", "data/raw")
-    limit = "import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000)); " \
-            "sys.argv = ['prepare', 'data/raw', 'data/prepared']; runpy.run_module('stages.prepare', run_name='__main__')"
+    limit = (
+        "import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000)); "
+        "sys.argv = ['prepare', 'data/raw', 'data/prepared']; runpy.run_module('stages.prepare', run_name='__main__')"
+    )
     result = subprocess.run([sys.executable, "-c", limit], capture_output=True, text=True, env=ENV)
     assert result.returncode == 1
-    assert result.stderr.strip() == "error: cannot write data/prepared: File too large" or \
-        re.fullmatch(r"error: cannot write data/prepared: \d+ requested and \d+ written", result.stderr.strip()), result.stderr
+    assert result.stderr.strip() == "error: cannot write data/prepared: File too large" or re.fullmatch(
+        r"error: cannot write data/prepared: \d+ requested and \d+ written", result.stderr.strip()
+    ), result.stderr
     assert not Path("data/prepared").exists() and not list(Path("data").glob(".*.tmp-*"))
 
 
@@ -236,7 +297,9 @@ def test_leftovers_of_a_killed_write_are_removed_by_the_next_and_ignored_meanwhi
         (folder / "report.md").write_text("done")
     assert not leftover.exists() and (tmp_path / ".report.json.tmp-x.json").exists()
     leftovers = ["metrics/.m.json.tmp-1x.json", ".report.tmp-abc"]
-    ignored = subprocess.run(["git", "check-ignore", "--no-index", *leftovers], cwd=ROOT, capture_output=True, text=True)
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", *leftovers], cwd=ROOT, capture_output=True, text=True
+    )
     assert ignored.stdout.split() == leftovers
     assert ".*.tmp-*" in (ROOT / ".dvcignore").read_text().splitlines()
 
@@ -262,8 +325,11 @@ def test_evaluating_a_truncated_model_says_it_is_damaged(workdir: Path) -> None:
     run_stage("train", "--model", "tiny_mlp", "data", "models", "dvclive")
     model = Path("models/tiny_mlp/seed_0.keras")
     model.write_bytes(model.read_bytes()[:500])
-    with pytest.raises(StageError, match=r"^models/tiny_mlp/seed_0.keras cannot be loaded, it is damaged or not a .keras model \(\w+\); "
-                                         r"rerun `dvc repro train@tiny_mlp` or `dvc checkout models/tiny_mlp`$"):
+    with pytest.raises(
+        StageError,
+        match=r"^models/tiny_mlp/seed_0.keras cannot be loaded, it is damaged or not a .keras model \(\w+\); "
+        r"rerun `dvc repro train@tiny_mlp` or `dvc checkout models/tiny_mlp`$",
+    ):
         run_stage("evaluate", "--model", "tiny_mlp", "data", "models", "dvclive", "metrics", "plots")
     assert not Path("metrics/tiny_mlp").exists() and not Path("plots").exists()
 
@@ -272,14 +338,21 @@ def test_a_backend_that_is_not_installed_is_named(monkeypatch: pytest.MonkeyPatc
     from widthdepth import runtime
 
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
-    with pytest.raises(StageError, match=r"^params.yaml: train.backend is torch, which is not installed here \(pip install torch\)$"):
+    with pytest.raises(
+        StageError, match=r"^params.yaml: train.backend is torch, which is not installed here \(pip install torch\)$"
+    ):
         runtime.configure("torch")
 
 
 def test_notebook_reference_numbers_are_checked() -> None:
     from widthdepth.report import check_report_params
 
-    with pytest.raises(StageError, match=r"^params.yaml: report.notebook.seed_base must be an accuracy in \[0, 1\], not 'abc'$"):
+    with pytest.raises(
+        StageError, match=r"^params.yaml: report.notebook.seed_base must be an accuracy in \[0, 1\], not 'abc'$"
+    ):
         check_report_params({"equivalence_margin": 0.01, "notebook": {"seed_base": "abc"}})
-    with pytest.raises(StageError, match=r"^params.yaml: report.equivalence_margin must be a difference in accuracy in \(0, 1\), not None$"):
+    with pytest.raises(
+        StageError,
+        match=r"^params.yaml: report.equivalence_margin must be a difference in accuracy in \(0, 1\), not None$",
+    ):
         check_report_params({"notebook": {}})

@@ -112,7 +112,9 @@ def test_offline_message_names_the_url_and_the_mirror_variable(tmp_path: Path) -
     assert list(tmp_path.iterdir()) == []
 
 
-def test_mirrors_are_searched_in_order_and_need_the_right_checksum(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mirrors_are_searched_in_order_and_need_the_right_checksum(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bad, good, nested = tmp_path / "bad", tmp_path / "good", tmp_path / "nested"
     for folder in (bad, good, nested / "cifar10"):
         folder.mkdir(parents=True)

@@ -14,10 +14,19 @@ from tests.conftest import ROOT
 from tests.repos import TINY_MODELS, commit, dvc, edit_params, pipeline_repo, ran, stale_stages
 from tools import sync_dvc_yaml
 
-
-STAGES = {"download", "prepare", "report"} | {f"{stage}@{model}" for stage in ("train", "evaluate") for model in TINY_MODELS}
-TOP_LEVEL_PLOTS = {"val_accuracy_per_epoch", "val_loss_per_epoch", "train_accuracy_per_epoch", "train_loss_per_epoch",
-                   "accuracy_along_sweeps", "accuracy_vs_params", "accuracy_vs_macs", "confusion_of_best_model"}
+STAGES = {"download", "prepare", "report"} | {
+    f"{stage}@{model}" for stage in ("train", "evaluate") for model in TINY_MODELS
+}
+TOP_LEVEL_PLOTS = {
+    "val_accuracy_per_epoch",
+    "val_loss_per_epoch",
+    "train_accuracy_per_epoch",
+    "train_loss_per_epoch",
+    "accuracy_along_sweeps",
+    "accuracy_vs_params",
+    "accuracy_vs_macs",
+    "confusion_of_best_model",
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +59,16 @@ def test_plots_show_renders_every_plot_in_a_browser(reproduced: tuple[Path, str]
 def test_repro_runs_once_and_reruns_only_what_changed(reproduced: tuple[Path, str]) -> None:
     repo, output = reproduced
     assert ran(output) == STAGES
-    assert (repo / "models/tiny_alex/seed_0.keras").exists() and (repo / "dvclive/tiny_mlp/seed_0/metrics.json").exists()
+    assert (repo / "models/tiny_alex/seed_0.keras").exists() and (
+        repo / "dvclive/tiny_mlp/seed_0/metrics.json"
+    ).exists()
     assert np.load(repo / "data/prepared/x_val.npy").shape == (4, 8, 8, 3)
     assert (repo / "report/samples.png").exists()
     report = (repo / "report/report.md").read_text()
     assert "alexnet width (modern recipe, 1 convolution layers)" in report
-    assert model_artifacts(repo) == {name: ("model", f"models/{name}") for name in ("tiny_alex", "tiny_alex_w8", "tiny_mlp")}
+    assert model_artifacts(repo) == {
+        name: ("model", f"models/{name}") for name in ("tiny_alex", "tiny_alex_w8", "tiny_mlp")
+    }
     assert stale_stages(repo) == set()
 
     output = dvc(repo, "repro")
@@ -65,7 +78,11 @@ def test_repro_runs_once_and_reruns_only_what_changed(reproduced: tuple[Path, st
     assert stale_stages(repo) == {"train@tiny_alex", "report"}
     assert ran(dvc(repo, "repro")) == {"train@tiny_alex", "evaluate@tiny_alex", "report"}
     shown = next(iter(json.loads(dvc(repo, "metrics", "show", "--json")).values()))["data"]
-    assert set(shown) == {"metrics/tiny_alex/seed_0.json", "metrics/tiny_alex_w8/seed_0.json", "metrics/tiny_mlp/seed_0.json"}
+    assert set(shown) == {
+        "metrics/tiny_alex/seed_0.json",
+        "metrics/tiny_alex_w8/seed_0.json",
+        "metrics/tiny_mlp/seed_0.json",
+    }
     changed = json.loads(dvc(repo, "metrics", "diff", "HEAD", "--json"))
     assert set(changed) == {"metrics/tiny_alex/seed_0.json"}
     assert changed["metrics/tiny_alex/seed_0.json"]["cost.params"]["diff"] > 0
@@ -73,7 +90,9 @@ def test_repro_runs_once_and_reruns_only_what_changed(reproduced: tuple[Path, st
     assert "WARNING" not in output and "ERROR" not in output, output
 
     edit_params(repo, train={"backend": "jax"})  # `dvc exp run -S train.backend=jax` retrains and re-evaluates
-    assert stale_stages(repo) == {f"{stage}@{model}" for stage in ("train", "evaluate") for model in ("tiny_alex", "tiny_alex_w8", "tiny_mlp")}
+    assert stale_stages(repo) == {
+        f"{stage}@{model}" for stage in ("train", "evaluate") for model in ("tiny_alex", "tiny_alex_w8", "tiny_mlp")
+    }
     edit_params(repo, train={"backend": "tensorflow"})
 
     edit_params(repo, prepare={"val_size": 6})

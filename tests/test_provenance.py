@@ -62,15 +62,25 @@ def test_runtime_sets_the_fast_defaults_unless_the_user_exported_one(monkeypatch
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")  # restored after the test
     monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
     monkeypatch.delenv("WIDTHDEPTH_FUSED_BATCH_NORM", raising=False)
-    assert runtime.configure("tensorflow") == {"backend": "tensorflow", "TF_ENABLE_ONEDNN_OPTS": "1", "WIDTHDEPTH_FUSED_BATCH_NORM": "1"}
+    assert runtime.configure("tensorflow") == {
+        "backend": "tensorflow",
+        "TF_ENABLE_ONEDNN_OPTS": "1",
+        "WIDTHDEPTH_FUSED_BATCH_NORM": "1",
+    }
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
     monkeypatch.setenv("WIDTHDEPTH_FUSED_BATCH_NORM", "0")
-    assert runtime.configure("tensorflow") == {"backend": "tensorflow", "TF_ENABLE_ONEDNN_OPTS": "0", "WIDTHDEPTH_FUSED_BATCH_NORM": "0"}
+    assert runtime.configure("tensorflow") == {
+        "backend": "tensorflow",
+        "TF_ENABLE_ONEDNN_OPTS": "0",
+        "WIDTHDEPTH_FUSED_BATCH_NORM": "0",
+    }
     assert os.environ["KERAS_BACKEND"] == "tensorflow"
 
 
 def test_an_unknown_backend_names_the_params_key() -> None:
-    with pytest.raises(StageError, match=r"^params.yaml: train.backend must be one of tensorflow, jax, torch, not 'theano'$"):
+    with pytest.raises(
+        StageError, match=r"^params.yaml: train.backend must be one of tensorflow, jax, torch, not 'theano'$"
+    ):
         runtime.configure("theano")
 
 
@@ -83,12 +93,16 @@ def test_the_committed_dvc_lock_records_the_code_at_head() -> None:
         code = {dep["path"]: dep["md5"] for dep in entry["deps"] if dep["path"].endswith(".py")}
         assert set(code) == set(dep for dep in declared[stage.split("@")[0]]["deps"] if dep.endswith(".py")), stage
         for path, md5 in code.items():
-            assert hashlib.md5((ROOT / path).read_bytes()).hexdigest() == md5, f"{stage}: {path} changed since dvc.lock was written"
+            assert hashlib.md5((ROOT / path).read_bytes()).hexdigest() == md5, (
+                f"{stage}: {path} changed since dvc.lock was written"
+            )
 
 
 def test_the_sync_tool_writes_each_stage_s_code_deps_from_its_imports() -> None:
     from tools import sync_dvc_yaml
 
     current = (ROOT / "dvc.yaml").read_text()
-    stale = current.replace("        - widthdepth/training/loop.py\n", "").replace("      - widthdepth/study.py\n", "      - widthdepth/gone.py\n")
+    stale = current.replace("        - widthdepth/training/loop.py\n", "").replace(
+        "      - widthdepth/study.py\n", "      - widthdepth/gone.py\n"
+    )
     assert stale != current and sync_dvc_yaml.with_code_deps(stale) == sync_dvc_yaml.with_code_deps(current) == current

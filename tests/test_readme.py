@@ -13,8 +13,22 @@ import yaml
 from tests.conftest import ROOT
 
 NUMBER = re.compile(r"(?<![\w.])[+-]?\d[\d,]*(?:\.\d+)?")
-RECIPE_COLUMNS = ["epochs", "batch_size", "optimizer", "learning_rate", "momentum", "weight_decay", "warmup_epochs",
-                  "schedule", "label_smoothing", "inputs", "flip", "translate", "augment", "recalibrate_batch_norm"]
+RECIPE_COLUMNS = [
+    "epochs",
+    "batch_size",
+    "optimizer",
+    "learning_rate",
+    "momentum",
+    "weight_decay",
+    "warmup_epochs",
+    "schedule",
+    "label_smoothing",
+    "inputs",
+    "flip",
+    "translate",
+    "augment",
+    "recalibrate_batch_norm",
+]
 
 
 def section(text: str, marker: str) -> str:
@@ -23,8 +37,14 @@ def section(text: str, marker: str) -> str:
 
 def recipes_table(recipes: dict) -> str:
     rows = ["| recipe | " + " | ".join(RECIPE_COLUMNS) + " |", "|---|" + "---|" * len(RECIPE_COLUMNS)]
-    rows += [f"| `{name}` | " + " | ".join(str(recipe[key]).lower() if isinstance(recipe[key], bool) else str(recipe[key])
-                                           for key in RECIPE_COLUMNS) + " |" for name, recipe in recipes.items()]
+    rows += [
+        f"| `{name}` | "
+        + " | ".join(
+            str(recipe[key]).lower() if isinstance(recipe[key], bool) else str(recipe[key]) for key in RECIPE_COLUMNS
+        )
+        + " |"
+        for name, recipe in recipes.items()
+    ]
     return "\n".join(rows)
 
 
@@ -48,7 +68,9 @@ def test_every_number_of_the_readme_answer_is_in_the_report() -> None:
 def test_the_docs_recipe_table_is_params_yaml() -> None:
     recipes = yaml.safe_load((ROOT / "params.yaml").read_text())["recipes"]
     documented = section((ROOT / "docs" / "training.md").read_text(), "recipes").strip()
-    assert documented == recipes_table(recipes), "docs/training.md's recipe table differs from params.yaml:\n" + recipes_table(recipes)
+    assert documented == recipes_table(recipes), (
+        "docs/training.md's recipe table differs from params.yaml:\n" + recipes_table(recipes)
+    )
 
 
 def test_every_docs_link_points_to_a_file() -> None:
@@ -58,17 +80,23 @@ def test_every_docs_link_points_to_a_file() -> None:
 
 
 def test_the_readme_answer_is_copied_from_the_report_by_one_command(tmp_path: Path) -> None:
-    report = "# Report\n\n## The answer\n\n- width: +0.0500 ± 0.0100 per doubling: higher.\n\n## Regime\n\n- Machine: X.\n\n## Sweeps\n\nmore\n"
+    report = (
+        "# Report\n\n## The answer\n\n- width: +0.0500 ± 0.0100 per doubling: higher.\n\n"
+        "## Regime\n\n- Machine: X.\n\n## Sweeps\n\nmore\n"
+    )
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "report.md").write_text(report)
-    (tmp_path / "README.md").write_text("# T\n\n## The answer\n\n<!-- answer:begin -->\nold\n<!-- answer:end -->\n\n## Run it\n")
+    (tmp_path / "README.md").write_text(
+        "# T\n\n## The answer\n\n<!-- answer:begin -->\nold\n<!-- answer:end -->\n\n## Run it\n"
+    )
     tool = [sys.executable, str(ROOT / "tools" / "readme_answer.py"), "--root", str(tmp_path)]
     stale = subprocess.run([*tool, "--check"], capture_output=True, text=True)
     assert stale.returncode == 1 and "README.md's answer differs from report/report.md" in stale.stderr
     subprocess.run(tool, check=True)
     assert (tmp_path / "README.md").read_text() == (
         "# T\n\n## The answer\n\n<!-- answer:begin -->\n- width: +0.0500 ± 0.0100 per doubling: higher.\n\n"
-        "Regime (from the report):\n\n- Machine: X.\n<!-- answer:end -->\n\n## Run it\n")
+        "Regime (from the report):\n\n- Machine: X.\n<!-- answer:end -->\n\n## Run it\n"
+    )
     assert subprocess.run([*tool, "--check"]).returncode == 0
     (tmp_path / "report" / "report.md").write_text("# Report\n\n## Conclusion\n\nold format\n")
     old = subprocess.run(tool, capture_output=True, text=True)

@@ -1,4 +1,5 @@
-"""The study's analysis (sweeps, intervals, gains, matched costs, fits, failures) and the report stage, on made-up results."""
+"""The study's analysis (sweeps, intervals, gains, matched costs, fits, failures) and the report stage,
+on made-up results."""
 
 from __future__ import annotations
 
@@ -11,15 +12,25 @@ import numpy as np
 import pytest
 import yaml
 
+from tests import builders
+from tests.conftest import ROOT, run_stage
 from widthdepth import report
 from widthdepth.architectures import check_spec
 from widthdepth.stage import StageError
-from widthdepth.training.recipes import seeds_of
 from widthdepth.study import (
-    Estimate, budget_controls, difference, find_sweeps, frontier, make_run, matched_cost, mean_estimate, scaling_fits, seed_groups, t95,
+    Estimate,
+    budget_controls,
+    difference,
+    find_sweeps,
+    frontier,
+    make_run,
+    matched_cost,
+    mean_estimate,
+    scaling_fits,
+    seed_groups,
+    t95,
 )
-from tests import builders
-from tests.conftest import ROOT, run_stage
+from widthdepth.training.recipes import seeds_of
 
 SHAPE = (32, 32, 3)
 CLASSES = ["ant", "bee"]
@@ -28,49 +39,85 @@ CLASSES = ["ant", "bee"]
 def fake_metrics(test_accuracy: float, params: int, val_accuracy: float | None = None, diverged_epoch: int = 0) -> dict:
     val = test_accuracy if val_accuracy is None else val_accuracy
     return {
-        "diverged": bool(diverged_epoch), "diverged_epoch": diverged_epoch, "epochs": 3,
-        "test": {"accuracy": test_accuracy, "loss": 1.0}, "train": {"accuracy": 0.9, "loss": 0.5},
-        "val": {"accuracy": val, "loss": 1.0}, "per_class_accuracy": {c: test_accuracy for c in CLASSES},
+        "diverged": bool(diverged_epoch),
+        "diverged_epoch": diverged_epoch,
+        "epochs": 3,
+        "test": {"accuracy": test_accuracy, "loss": 1.0},
+        "train": {"accuracy": 0.9, "loss": 0.5},
+        "val": {"accuracy": val, "loss": 1.0},
+        "per_class_accuracy": {c: test_accuracy for c in CLASSES},
         "weight_layers": 3,
-        "cost": {"params": params, "macs_per_image": 10 * params, "training_seconds": 1.0,
-                 "training_images_per_second": 100.0, "inference_images_per_second": 1000.0, "latency_ms": 1.0},
+        "cost": {
+            "params": params,
+            "macs_per_image": 10 * params,
+            "training_seconds": 1.0,
+            "training_images_per_second": 100.0,
+            "inference_images_per_second": 1000.0,
+            "latency_ms": 1.0,
+        },
     }
 
 
 def runs_of(models: dict, accuracy: dict[str, float]) -> list:
     """One run per seed of each model."""
-    return [make_run(n, d, check_spec(n, d, SHAPE), fake_metrics(accuracy.get(n, 0.5), 1000 + i), seed)
-            for i, (n, d) in enumerate(models.items()) for seed in seeds_of(d)]
+    return [
+        make_run(n, d, check_spec(n, d, SHAPE), fake_metrics(accuracy.get(n, 0.5), 1000 + i), seed)
+        for i, (n, d) in enumerate(models.items())
+        for seed in seeds_of(d)
+    ]
 
 
 def test_sweeps_of_the_default_study() -> None:
     models = yaml.safe_load((ROOT / "params.yaml").read_text())["models"]
     sweeps = find_sweeps(runs_of(models, {}))
-    points = {(s.family, s.feature.name, s.recipe, s.fixed): [(p.value, [r.name for r in p.runs]) for p in s.points] for s in sweeps}
-    three = lambda name: [name] * 3  # every point has three seeds
+    points = {
+        (s.family, s.feature.name, s.recipe, s.fixed): [(p.value, [r.name for r in p.runs]) for p in s.points]
+        for s in sweeps
+    }
+
+    def three(name: str) -> list[str]:  # every point has three seeds
+        return [name] * 3
+
     width, depth = "filters of the first convolution", "convolution layers"
     assert points[("alexnet", "width", "modern", f"6 {depth}")] == [(w, three(f"alex_w{w}")) for w in (2, 4, 8, 16)]
     for convs in (1, 3):  # a grid of width x depth
-        assert points[("alexnet", "width", "modern", f"{3 * convs} {depth}")] == [(w, three(f"alex_w{w}_c{convs}")) for w in (4, 8)]
+        assert points[("alexnet", "width", "modern", f"{3 * convs} {depth}")] == [
+            (w, three(f"alex_w{w}_c{convs}")) for w in (4, 8)
+        ]
     for w in (4, 8):
-        assert points[("alexnet", "depth", "modern", f"{w} {width}")] == [(3, three(f"alex_w{w}_c1")), (6, three(f"alex_w{w}")),
-                                                                         (9, three(f"alex_w{w}_c3"))]
+        assert points[("alexnet", "depth", "modern", f"{w} {width}")] == [
+            (3, three(f"alex_w{w}_c1")),
+            (6, three(f"alex_w{w}")),
+            (9, three(f"alex_w{w}_c3")),
+        ]
     for rate in ("half", "double"):  # the width sweep's ends at other learning rates
-        assert points[("alexnet", "width", f"modern_lr_{rate}", f"6 {depth}")] == [(w, three(f"alex_w{w}_lr_{rate}")) for w in (2, 16)]
-    assert points[("alexnet", "width", "notebook", f"3 {depth}")] == [(32, three("seed_base")), (64, three("seed_wide"))]
+        assert points[("alexnet", "width", f"modern_lr_{rate}", f"6 {depth}")] == [
+            (w, three(f"alex_w{w}_lr_{rate}")) for w in (2, 16)
+        ]
+    assert points[("alexnet", "width", "notebook", f"3 {depth}")] == [
+        (32, three("seed_base")),
+        (64, three("seed_wide")),
+    ]
     assert points[("alexnet", "depth", "notebook", f"32 {width}")] == [(3, three("seed_base")), (5, three("seed_deep"))]
     inc = "4 filters per branch"
     assert points[("inception", "width", "modern", "3 inception blocks, 2 parallel branches")] == [
-        (f, three(n)) for f, n in ((2, "inc_filters2"), (4, "inc_base"), (8, "inc_filters8"), (16, "inc_filters16"))]
-    assert points[("inception", "depth", "modern", f"{inc}, 2 parallel branches")] == [(3, three("inc_base")), (6, three("inc_blocks2"))]
+        (f, three(n)) for f, n in ((2, "inc_filters2"), (4, "inc_base"), (8, "inc_filters8"), (16, "inc_filters16"))
+    ]
+    assert points[("inception", "depth", "modern", f"{inc}, 2 parallel branches")] == [
+        (3, three("inc_base")),
+        (6, three("inc_blocks2")),
+    ]
     assert len(sweeps) == 11  # nothing else: the budget control, the mlps and airbench stand alone in their recipes
 
 
 def test_gain_per_doubling_and_per_step_with_seed_repeats() -> None:
     alex = {"family": "alexnet", "recipe": "modern"}
     models = {
-        "w8": {**alex, "filters": 8}, "w16": {**alex, "filters": 16}, "w16_seed1": {**alex, "filters": 16, "seed": 1},
-        "w32": {**alex, "filters": 32}, "b2": {**alex, "filters": 16, "blocks": 2, "kernels": [5, 3]},
+        "w8": {**alex, "filters": 8},
+        "w16": {**alex, "filters": 16},
+        "w16_seed1": {**alex, "filters": 16, "seed": 1},
+        "w32": {**alex, "filters": 32},
+        "b2": {**alex, "filters": 16, "blocks": 2, "kernels": [5, 3]},
     }
     accuracy = {"w8": 0.50, "w16": 0.58, "w16_seed1": 0.62, "w32": 0.70, "b2": 0.55}
     runs = runs_of(models, accuracy)
@@ -81,7 +128,9 @@ def test_gain_per_doubling_and_per_step_with_seed_repeats() -> None:
     assert gain.se == pytest.approx(math.sqrt(((0.58 - 0.60) ** 2 + (0.62 - 0.60) ** 2) / 2 / 2))
     assert depth.gain().value == pytest.approx(0.60 - 0.55)  # 2 -> 3 layers: +0.05 per added layer
     centre = width.points[1].estimate  # two seeds: one degree of freedom, t = 12.706
-    assert (centre.value, centre.se, centre.df) == pytest.approx((0.60, 0.02, 1)) and centre.half_width == pytest.approx(12.706 * 0.02)
+    assert (centre.value, centre.se, centre.df) == pytest.approx(
+        (0.60, 0.02, 1)
+    ) and centre.half_width == pytest.approx(12.706 * 0.02)
     step = width.steps()[0]
     assert step.value == pytest.approx(0.10) and step.half_width is None  # w8 has one seed: no interval
 
@@ -95,15 +144,20 @@ def test_intervals_use_t_at_the_real_degrees_of_freedom_and_welch_for_difference
     assert d.df == pytest.approx((va + vb) ** 2 / (va**2 / 2 + vb**2 / 2))  # Welch-Satterthwaite: 2.94, so t(2)
     assert d.verdict(0.01) == "higher" and difference(b, a).verdict(0.01) == "lower"
     assert Estimate(0.001, 0.001, 10).verdict(0.01) == "equal (within ±0.01)"
-    assert Estimate(0.001, 0.01, 10).verdict(0.01) == "inconclusive"  # 0 inside, but the interval is wider than the margin
+    assert (
+        Estimate(0.001, 0.01, 10).verdict(0.01) == "inconclusive"
+    )  # 0 inside, but the interval is wider than the margin
     assert Estimate(0.05).verdict(0.01) == "no interval (one seed)"
     assert mean_estimate([0.5]).half_width is None
 
 
 def test_a_value_with_two_different_models_is_not_a_clean_sweep() -> None:
     alex = {"family": "alexnet", "recipe": "modern"}
-    models = {"w8": {**alex, "filters": 8}, "w16": {**alex, "filters": 16},
-              "w16_k7": {**alex, "filters": 16, "kernels": [7, 3, 3]}}
+    models = {
+        "w8": {**alex, "filters": 8},
+        "w16": {**alex, "filters": 16},
+        "w16_k7": {**alex, "filters": 16, "kernels": [7, 3, 3]},
+    }
     widths = [s for s in find_sweeps(runs_of(models, {})) if s.feature.name == "width"]
     assert [[p.value for p in s.points] for s in widths] == [[8, 16]]  # w16_k7 differs in kernels: alone
 
@@ -120,10 +174,19 @@ def test_frontier_keeps_models_no_cheaper_model_beats() -> None:
     assert [[r.name for r in group] for group in kept] == [["a"]]  # now 0.4: a lucky seed alone does not count
 
 
-def write_results(folder: Path, models: dict, accuracy: dict[str, float], val: dict[str, float], diverged: dict[str, int] = {},
-                  recipe_changes: dict[str, dict] = {}, notebook: dict[str, float] = {}) -> None:
-    """metrics/, dvclive/ and plots/confusion/ as evaluate and train write them, and params.yaml; `diverged`: model -> epoch.
+def write_results(
+    folder: Path,
+    models: dict,
+    accuracy: dict[str, float],
+    val: dict[str, float],
+    diverged: dict[str, int] | None = None,
+    recipe_changes: dict[str, dict] | None = None,
+    notebook: dict[str, float] | None = None,
+) -> None:
+    """metrics/, dvclive/ and plots/confusion/ as evaluate and train write them, and params.yaml;
+    `diverged`: model -> epoch.
     A model that declares `seeds` takes a list of test accuracies, one per seed."""
+    diverged, recipe_changes, notebook = diverged or {}, recipe_changes or {}, notebook or {}
     for i, name in enumerate(models):
         seeds = seeds_of(models[name])
         accuracies = accuracy[name] if isinstance(accuracy[name], list) else [accuracy[name]] * len(seeds)
@@ -134,22 +197,51 @@ def write_results(folder: Path, models: dict, accuracy: dict[str, float], val: d
             for split in ("train", "val"):
                 logs = folder / "dvclive" / name / f"seed_{seed}" / "plots" / "metrics" / split
                 logs.mkdir(parents=True)
-                (logs / "accuracy.tsv").write_text("step\taccuracy\n0\t0.3\n1\t0.4\n2\t0.45\n" if name not in diverged else "step\taccuracy\n0\t0.3\n1\tnan\n")
-                (logs / "loss.tsv").write_text("step\tloss\n0\t2.1\n1\t1.5\n2\t1.2\n" if name not in diverged else "step\tloss\n0\t2.1\n1\tnan\n")
-            (folder / "dvclive" / name / f"seed_{seed}" / "params.yaml").write_text("machine: Test CPU, AVX2, 2 cores\n")
+                (logs / "accuracy.tsv").write_text(
+                    "step\taccuracy\n0\t0.3\n1\t0.4\n2\t0.45\n"
+                    if name not in diverged
+                    else "step\taccuracy\n0\t0.3\n1\tnan\n"
+                )
+                (logs / "loss.tsv").write_text(
+                    "step\tloss\n0\t2.1\n1\t1.5\n2\t1.2\n" if name not in diverged else "step\tloss\n0\t2.1\n1\tnan\n"
+                )
+            (folder / "dvclive" / name / f"seed_{seed}" / "params.yaml").write_text(
+                "machine: Test CPU, AVX2, 2 cores\n"
+            )
         records = [{"actual": CLASSES[i % 2], "predicted": CLASSES[(i // 3) % 2]} for i in range(6)]
         (folder / "plots" / "confusion").mkdir(parents=True, exist_ok=True)
         (folder / "plots" / "confusion" / f"{name}.json").write_text(json.dumps(records))
     splits = {"train": {"count": 40}, "val": {"count": 10}, "test": {"count": 6}}
     (folder / "data").mkdir()
-    (folder / "data" / "dataset.json").write_text(json.dumps({"classes": CLASSES, "image_shape": list(SHAPE), "splits": splits}))
+    (folder / "data" / "dataset.json").write_text(
+        json.dumps({"classes": CLASSES, "image_shape": list(SHAPE), "splits": splits})
+    )
     np.save(folder / "data" / "x_train.npy", builders.random_images(30, SHAPE, seed=0))
     np.save(folder / "data" / "y_train.npy", builders.balanced_labels(30, len(CLASSES), seed=0))
-    recipe = {"epochs": 3, "batch_size": 8, "optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 0.0,
-              "warmup_epochs": 0, "schedule": "cosine", "label_smoothing": 0.1, "inputs": "standardize", "flip": True, "translate": 0.1, "augment": "data", "recalibrate_batch_norm": False}
-    params = {"data": {"dataset": "imagefolder", "source": "/somewhere/insects.zip"}, "models": models,
-              "recipes": {name: {**recipe, **recipe_changes.get(name, {})} for name in {d["recipe"] for d in models.values()}},
-              "report": {"equivalence_margin": 0.01, "notebook": notebook}}
+    recipe = {
+        "epochs": 3,
+        "batch_size": 8,
+        "optimizer": "sgd",
+        "learning_rate": 0.1,
+        "momentum": 0.9,
+        "weight_decay": 0.0,
+        "warmup_epochs": 0,
+        "schedule": "cosine",
+        "label_smoothing": 0.1,
+        "inputs": "standardize",
+        "flip": True,
+        "translate": 0.1,
+        "augment": "data",
+        "recalibrate_batch_norm": False,
+    }
+    params = {
+        "data": {"dataset": "imagefolder", "source": "/somewhere/insects.zip"},
+        "models": models,
+        "recipes": {
+            name: {**recipe, **recipe_changes.get(name, {})} for name in {d["recipe"] for d in models.values()}
+        },
+        "report": {"equivalence_margin": 0.01, "notebook": notebook},
+    }
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -158,8 +250,12 @@ REPORT_ARGS = ("data", "metrics", "dvclive", "plots/confusion", "report")
 
 def test_report_writes_table_plots_and_conclusion(workdir: Path) -> None:
     alex = {"family": "alexnet", "recipe": "modern"}
-    models = {"w8": {**alex, "filters": 8}, "w16": {**alex, "filters": 16}, "w16_seed1": {**alex, "filters": 16, "seed": 1},
-              "mlp": {"family": "mlp", "recipe": "modern"}}
+    models = {
+        "w8": {**alex, "filters": 8},
+        "w16": {**alex, "filters": 16},
+        "w16_seed1": {**alex, "filters": 16, "seed": 1},
+        "mlp": {"family": "mlp", "recipe": "modern"},
+    }
     accuracy = {"w8": 0.5, "w16": 0.6, "w16_seed1": 0.62, "mlp": 0.4}
     write_results(workdir, models, accuracy, val={**accuracy, "w16": 0.7})
     run_stage("report", *REPORT_ARGS)
@@ -172,14 +268,27 @@ def test_report_writes_table_plots_and_conclusion(workdir: Path) -> None:
     assert "- alexnet width (modern recipe, 3 convolution layers): +0.1100 ± " in text
     assert "| 16 | 250 | 2,500 | 0.6100 ± 0.1271 | 2 |  |  |" in text  # the mean of 2 seeds, at t(1) = 12.706
     assert "| 8 | 100 | 1,000 | 0.5000 | 1 | +0.1100 | no interval (one seed) |" in text
-    assert "Best model by validation accuracy: w16 (validation 0.6600 ± " in text and "test 0.6100 ± 0.1271, 2 seeds" in text
+    assert (
+        "Best model by validation accuracy: w16 (validation 0.6600 ± " in text
+        and "test 0.6100 ± 0.1271, 2 seeds" in text
+    )
     assert "## Accuracy per parameter" in text and "tests 2 differences at 95%" in text
     for figure in ("samples", "sweeps", "cost", "scaling", "epochs", "confusion_best"):
         assert Path(f"report/{figure}.png").read_bytes()[:4] == b"\x89PNG" and f"]({figure}.png)" in text
     sweeps = json.loads(Path("report/plots/sweeps.json").read_text())
-    assert [(s["value"], s["test_accuracy"], s["low"], s["high"], s["runs"]) for s in sweeps] == [(8, 0.5, 0.5, 0.5, 1), (16, 0.61, 0.4829, 0.7371, 2)]
+    assert [(s["value"], s["test_accuracy"], s["low"], s["high"], s["runs"]) for s in sweeps] == [
+        (8, 0.5, 0.5, 0.5, 1),
+        (16, 0.61, 0.4829, 0.7371, 2),
+    ]
     epochs = json.loads(Path("report/plots/epochs.json").read_text())
-    assert len(epochs) == 3 * len(models) and epochs[0] == {"model": "w8", "epoch": 1, "train_accuracy": 0.3, "train_loss": 2.1, "val_accuracy": 0.3, "val_loss": 2.1}
+    assert len(epochs) == 3 * len(models) and epochs[0] == {
+        "model": "w8",
+        "epoch": 1,
+        "train_accuracy": 0.3,
+        "train_loss": 2.1,
+        "val_accuracy": 0.3,
+        "val_loss": 2.1,
+    }
     confusion = json.loads(Path("report/plots/confusion_best.json").read_text())
     assert confusion == json.loads(Path("plots/confusion/w16.json").read_text())
 
@@ -203,11 +312,17 @@ def test_a_diverged_run_is_listed_apart_and_counts_nowhere(workdir: Path) -> Non
 
 
 def test_report_without_seed_repeats_gives_no_interval_and_no_verdict(workdir: Path) -> None:
-    models = {"a": {"family": "mlp", "recipe": "modern", "widths": [8]}, "b": {"family": "mlp", "recipe": "modern", "widths": [16]}}
+    models = {
+        "a": {"family": "mlp", "recipe": "modern", "widths": [8]},
+        "b": {"family": "mlp", "recipe": "modern", "widths": [16]},
+    }
     write_results(workdir, models, {"a": 0.4, "b": 0.5}, {"a": 0.4, "b": 0.5})
     run_stage("report", *REPORT_ARGS)
     text = Path("report/report.md").read_text()
-    assert "- mlp width (modern recipe, 1 hidden layers): +0.1000 test accuracy per doubling of width (units of the widest hidden layer 8 → 16): no interval (one seed)." in text
+    assert (
+        "- mlp width (modern recipe, 1 hidden layers): +0.1000 test accuracy per doubling of width "
+        "(units of the widest hidden layer 8 → 16): no interval (one seed)." in text
+    )
     assert "2σ" not in text and "spread" not in text
 
 
@@ -236,8 +351,12 @@ ALEX = {"family": "alexnet", "recipe": "sweep"}
 
 
 def test_width_and_depth_are_compared_at_matched_cost() -> None:
-    runs = [run_at("w8", {**ALEX, "filters": 8}, 0.5, 100), run_at("w16", {**ALEX, "filters": 16}, 0.6, 1000),
-            run_at("w32", {**ALEX, "filters": 32}, 0.7, 10000), run_at("deep", {**ALEX, "filters": 16, "convs": 2}, 0.64, 100000)]
+    runs = [
+        run_at("w8", {**ALEX, "filters": 8}, 0.5, 100),
+        run_at("w16", {**ALEX, "filters": 16}, 0.6, 1000),
+        run_at("w32", {**ALEX, "filters": 32}, 0.7, 10000),
+        run_at("deep", {**ALEX, "filters": 16, "convs": 2}, 0.64, 100000),
+    ]
     [comparison] = matched_cost(find_sweeps(runs), "params")
     assert [p.value for p in comparison.width.points] == [8, 16, 32] and comparison.depth.models == ["w16", "deep"]
     # the costs both sweeps cover, 1,000 to 10,000; at 1,000 both stand on w16 (a difference of 0 by construction:
@@ -267,22 +386,40 @@ def test_a_power_law_whose_held_out_check_fails_is_not_cited(workdir: Path) -> N
 
 def test_budget_control_pairs_recipes_that_differ_only_in_epochs() -> None:
     recipe = {"epochs": 4, "learning_rate": 0.1}
-    recipes = {"sweep": recipe, "sweep_2x": {**recipe, "epochs": 8}, "other": {**recipe, "epochs": 8, "learning_rate": 0.2}}
-    runs = [run_at("c", {**ALEX, "filters": 16}, 0.60, 10), run_at("c_seed1", {**ALEX, "filters": 16, "seed": 1}, 0.62, 10),
-            run_at("c_2x", {**ALEX, "recipe": "sweep_2x", "filters": 16}, 0.66, 10),
-            run_at("c_other", {**ALEX, "recipe": "other", "filters": 16}, 0.70, 10)]
+    recipes = {
+        "sweep": recipe,
+        "sweep_2x": {**recipe, "epochs": 8},
+        "other": {**recipe, "epochs": 8, "learning_rate": 0.2},
+    }
+    runs = [
+        run_at("c", {**ALEX, "filters": 16}, 0.60, 10),
+        run_at("c_seed1", {**ALEX, "filters": 16, "seed": 1}, 0.62, 10),
+        run_at("c_2x", {**ALEX, "recipe": "sweep_2x", "filters": 16}, 0.66, 10),
+        run_at("c_other", {**ALEX, "recipe": "other", "filters": 16}, 0.70, 10),
+    ]
     [control] = budget_controls(runs, recipes)
     assert [r.name for r in control.base] == ["c", "c_seed1"] and [r.name for r in control.longer] == ["c_2x"]
     assert (control.base_epochs, control.longer_epochs) == (4, 8) and control.gain.value == pytest.approx(0.05)
 
 
 def test_report_sections_name_the_regime_budget_and_the_notebook(workdir: Path) -> None:
-    models = {"w8": {**ALEX, "filters": 8}, "w16": {**ALEX, "filters": 16}, "w16_seed1": {**ALEX, "filters": 16, "seed": 1},
-              "w32": {**ALEX, "filters": 32}, "w16_2x": {**ALEX, "recipe": "sweep_2x", "filters": 16},
-              "seed_dense": {"family": "mlp", "recipe": "notebook"}}
+    models = {
+        "w8": {**ALEX, "filters": 8},
+        "w16": {**ALEX, "filters": 16},
+        "w16_seed1": {**ALEX, "filters": 16, "seed": 1},
+        "w32": {**ALEX, "filters": 32},
+        "w16_2x": {**ALEX, "recipe": "sweep_2x", "filters": 16},
+        "seed_dense": {"family": "mlp", "recipe": "notebook"},
+    }
     accuracy = {"w8": 0.5, "w16": 0.6, "w16_seed1": 0.62, "w32": 0.7, "w16_2x": 0.71, "seed_dense": 0.45}
-    write_results(workdir, models, accuracy, accuracy, recipe_changes={"sweep_2x": {"epochs": 6}, "notebook": {"flip": False, "translate": 0}},
-                  notebook={"seed_dense": 0.469})
+    write_results(
+        workdir,
+        models,
+        accuracy,
+        accuracy,
+        recipe_changes={"sweep_2x": {"epochs": 6}, "notebook": {"flip": False, "translate": 0}},
+        notebook={"seed_dense": 0.469},
+    )
     run_stage("report", *REPORT_ARGS)
     text = Path("report/report.md").read_text()
     assert "- Data: imagefolder from insects.zip, 40 training, 10 validation and 6 test images of 32x32x3." in text
@@ -311,36 +448,72 @@ def test_a_run_that_collapsed_in_inference_mode_is_flagged_and_counts_nowhere(wo
     write_results(workdir, models, accuracy, accuracy, notebook={"w32": 0.5})
     metrics = json.loads(Path("metrics/w32/seed_0.json").read_text())
     metrics["train"]["accuracy"] = 0.2  # the saved model; its training log says 0.45 in training mode
-    metrics["recomputed_batch_norm"] = {"train_sample": {"accuracy": 0.44, "loss": 1.0}, "val": {"accuracy": 0.41, "loss": 1.1}, "images": 30}
+    metrics["recomputed_batch_norm"] = {
+        "train_sample": {"accuracy": 0.44, "loss": 1.0},
+        "val": {"accuracy": 0.41, "loss": 1.1},
+        "images": 30,
+    }
     Path("metrics/w32/seed_0.json").write_text(json.dumps(metrics))
     run_stage("report", *REPORT_ARGS)
     text = Path("report/report.md").read_text()
     failed = text.split("## Failed runs")[1].split("## Batch-norm")[0]
-    assert "- w32 (alexnet, sweep recipe): collapsed in inference mode: the saved model scores 0.2000 on its training split, " \
-           "against 0.4500 in training mode in its last epoch. With its batch-norm statistics recomputed on 30 training images " \
-           "it scores 0.4400 on them and 0.4100 on validation: so the weights are sound and the collapse is in the batch-norm " \
-           "statistics" in failed
+    assert (
+        "- w32 (alexnet, sweep recipe): collapsed in inference mode: the saved model scores 0.2000 "
+        "on its training split, against 0.4500 in training mode in its last epoch. With its batch-norm "
+        "statistics recomputed on 30 training images it scores 0.4400 on them and 0.4100 on validation: "
+        "so the weights are sound and the collapse is in the batch-norm "
+        "statistics" in failed
+    )
     flagged = "| w32 | 0.500 | - | - | - | 0 | all 1 failed (see Failed runs) |"  # beside the notebook's number
     assert flagged in text
-    assert "w32" not in text.split("## Failed runs")[0].replace(flagged, "") and "w32" not in Path("report/plots/sweeps.json").read_text()
+    assert (
+        "w32" not in text.split("## Failed runs")[0].replace(flagged, "")
+        and "w32" not in Path("report/plots/sweeps.json").read_text()
+    )
     with open("report/summary.csv", newline="") as file:
-        assert {r["model"]: r["failure"] for r in csv.DictReader(file)} == {"w8": "", "w16": "", "w32": "collapsed in inference mode"}
+        assert {r["model"]: r["failure"] for r in csv.DictReader(file)} == {
+            "w8": "",
+            "w16": "",
+            "w32": "collapsed in inference mode",
+        }
 
 
 def test_the_ends_of_a_width_sweep_at_other_learning_rates_get_the_rate_chosen_on_validation(workdir: Path) -> None:
-    models = {f"w{w}{suffix}": {**ALEX, "filters": w, "recipe": recipe, "seeds": 2}
-              for w in (2, 8, 16) for suffix, recipe in (("", "sweep"), ("_half", "half"), ("_double", "double"))
-              if w != 8 or recipe == "sweep"}
-    test = {"w2": [0.40, 0.42], "w2_half": [0.30, 0.32], "w2_double": [0.52, 0.54], "w8": [0.5, 0.5],
-            "w16": [0.60, 0.62], "w16_half": [0.70, 0.72], "w16_double": [0.55, 0.57]}
-    val = {name: float(np.mean(accuracies)) for name, accuracies in test.items()}  # w2 is best at twice the rate, w16 at half
-    write_results(workdir, models, test, val, recipe_changes={"half": {"learning_rate": 0.05}, "double": {"learning_rate": 0.2}})
+    models = {
+        f"w{w}{suffix}": {**ALEX, "filters": w, "recipe": recipe, "seeds": 2}
+        for w in (2, 8, 16)
+        for suffix, recipe in (("", "sweep"), ("_half", "half"), ("_double", "double"))
+        if w != 8 or recipe == "sweep"
+    }
+    test = {
+        "w2": [0.40, 0.42],
+        "w2_half": [0.30, 0.32],
+        "w2_double": [0.52, 0.54],
+        "w8": [0.5, 0.5],
+        "w16": [0.60, 0.62],
+        "w16_half": [0.70, 0.72],
+        "w16_double": [0.55, 0.57],
+    }
+    val = {
+        name: float(np.mean(accuracies)) for name, accuracies in test.items()
+    }  # w2 is best at twice the rate, w16 at half
+    write_results(
+        workdir, models, test, val, recipe_changes={"half": {"learning_rate": 0.05}, "double": {"learning_rate": 0.2}}
+    )
     run_stage("report", *REPORT_ARGS)
     section = Path("report/report.md").read_text().split("## Learning rate at the ends of a sweep")[1].split("\n## ")[0]
     assert section.count("alexnet width sweep") == 1  # the sweeps at the other rates share its ends: listed once
-    assert "| 2 filters of the first convolution | 0.2 | w2_double | 0.5300 ± 0.0000 | 0.5300 ± 0.1271 | 2 | chosen |" in section
-    assert "| 16 filters of the first convolution | 0.1 (the sweep's) | w16 | 0.6100 ± 0.0000 | 0.6100 ± 0.1271 | 2 |  |" in section
-    assert "- Gain from the first to the last point at the sweep's rate: +0.2000 ± 0.0609 (higher)." in section  # Welch, t(2)
+    assert (
+        "| 2 filters of the first convolution | 0.2 | w2_double | 0.5300 ± 0.0000 | 0.5300 ± 0.1271 | 2 | chosen |"
+        in section
+    )
+    assert (
+        "| 16 filters of the first convolution | 0.1 (the sweep's) | w16 | 0.6100 ± 0.0000 | 0.6100 ± 0.1271 | 2 |  |"
+        in section
+    )
+    assert (
+        "- Gain from the first to the last point at the sweep's rate: +0.2000 ± 0.0609 (higher)." in section
+    )  # Welch, t(2)
     assert "- At each end's chosen rate (0.2 and 0.05): +0.1800 ± 0.0609 (higher)." in section
 
 
@@ -349,8 +522,10 @@ def plain_family():
     from widthdepth.architectures import Family, Feature, _positive_int
 
     def check(name: str, knobs: dict, input_shape: tuple) -> dict:
-        return {"filters": _positive_int(name, "filters", knobs["filters"], "width"),
-                "layers": _positive_int(name, "layers", knobs["layers"], "number of layers", 64)}
+        return {
+            "filters": _positive_int(name, "filters", knobs["filters"], "width"),
+            "layers": _positive_int(name, "layers", knobs["layers"], "number of layers", 64),
+        }
 
     def build(x, spec: dict):
         from keras import layers
@@ -362,18 +537,34 @@ def plain_family():
     def size(spec: dict, input_shape: tuple) -> tuple[int, int, int]:
         (h, w, c), params, acts = input_shape, 0, 0
         for _ in range(spec["layers"]):
-            params, acts, c = params + 9 * c * spec["filters"] + spec["filters"], acts + h * w * spec["filters"], spec["filters"]
+            params, acts, c = (
+                params + 9 * c * spec["filters"] + spec["filters"],
+                acts + h * w * spec["filters"],
+                spec["filters"],
+            )
         return params, acts + c, c
 
     return Family(
-        name="plain", defaults={"filters": 8, "layers": 2}, check=check, build=build, size=size, width_knob="filters",
-        features=(Feature("width", "filters per layer", "doubling of width", frozenset({"filters"}), lambda s: s["filters"], True),
-                  Feature("depth", "convolution layers", "added layer", frozenset({"layers"}), lambda s: s["layers"], False)),
-        line_style="-.", marker="D",
+        name="plain",
+        defaults={"filters": 8, "layers": 2},
+        check=check,
+        build=build,
+        size=size,
+        width_knob="filters",
+        features=(
+            Feature(
+                "width", "filters per layer", "doubling of width", frozenset({"filters"}), lambda s: s["filters"], True
+            ),
+            Feature("depth", "convolution layers", "added layer", frozenset({"layers"}), lambda s: s["layers"], False),
+        ),
+        line_style="-.",
+        marker="D",
     )
 
 
-def test_a_family_registered_in_one_record_builds_trains_and_runs_through_the_report(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_family_registered_in_one_record_builds_trains_and_runs_through_the_report(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import keras
 
     from widthdepth.architectures import FAMILIES, complexity
@@ -382,18 +573,41 @@ def test_a_family_registered_in_one_record_builds_trains_and_runs_through_the_re
     monkeypatch.setitem(FAMILIES, "plain", plain_family())
     declaration = {"family": "plain", "recipe": "modern", "filters": 4, "layers": 3}
     info = {"mean": [127.5] * 3, "std": [73.9] * 3, "image_shape": [8, 8, 3], "classes": CLASSES}
-    recipe = {"epochs": 1, "batch_size": 4, "optimizer": "sgd", "learning_rate": 0.01, "momentum": 0.9, "weight_decay": 0.0,
-              "warmup_epochs": 0, "schedule": "constant", "label_smoothing": 0.0, "inputs": "standardize", "flip": True, "translate": 0.1, "augment": "layers", "recalibrate_batch_norm": False}
+    recipe = {
+        "epochs": 1,
+        "batch_size": 4,
+        "optimizer": "sgd",
+        "learning_rate": 0.01,
+        "momentum": 0.9,
+        "weight_decay": 0.0,
+        "warmup_epochs": 0,
+        "schedule": "constant",
+        "label_smoothing": 0.0,
+        "inputs": "standardize",
+        "flip": True,
+        "translate": 0.1,
+        "augment": "layers",
+        "recalibrate_batch_norm": False,
+    }
     model = compiled_model("p", declaration, recipe, info, 1)
-    assert np.isfinite(model.train_on_batch(builders.random_images(4, (8, 8, 3), 0), keras.utils.to_categorical([0, 1, 0, 1], 2))[0])
+    assert np.isfinite(
+        model.train_on_batch(builders.random_images(4, (8, 8, 3), 0), keras.utils.to_categorical([0, 1, 0, 1], 2))[0]
+    )
     assert complexity(check_spec("p", declaration, (8, 8, 3)), (8, 8, 3), 2)[0] == model.count_params()
 
     plain = {"family": "plain", "recipe": "modern"}
-    models = {"p4": {**plain, "filters": 4}, "p8": {**plain, "filters": 8}, "p8_deep": {**plain, "filters": 8, "layers": 4}}
+    models = {
+        "p4": {**plain, "filters": 4},
+        "p8": {**plain, "filters": 8},
+        "p8_deep": {**plain, "filters": 8, "layers": 4},
+    }
     write_results(workdir, models, {"p4": 0.5, "p8": 0.6, "p8_deep": 0.65}, val={"p4": 0.5, "p8": 0.6, "p8_deep": 0.65})
     run_stage("report", *REPORT_ARGS)
     text = Path("report/report.md").read_text()
-    assert "plain width (modern recipe, 2 convolution layers)" in text and "plain depth (modern recipe, 8 filters per layer)" in text
+    assert (
+        "plain width (modern recipe, 2 convolution layers)" in text
+        and "plain depth (modern recipe, 8 filters per layer)" in text
+    )
     assert Path("report/cost.png").exists() and Path("report/epochs.png").exists()
 
 
@@ -407,6 +621,13 @@ def test_the_seeds_of_one_model_are_one_point_with_an_interval(workdir: Path) ->
     step = difference([0.60, 0.61, 0.62], [0.50, 0.52, 0.54])
     assert f"| {step.text(signed=True)} | higher |" in text
     with open("report/summary.csv", newline="") as file:
-        assert [(r["model"], r["seed"]) for r in csv.DictReader(file)] == [("w8", "0"), ("w8", "1"), ("w8", "2"), ("w16", "10"), ("w16", "11"), ("w16", "12")]
+        assert [(r["model"], r["seed"]) for r in csv.DictReader(file)] == [
+            ("w8", "0"),
+            ("w8", "1"),
+            ("w8", "2"),
+            ("w16", "10"),
+            ("w16", "11"),
+            ("w16", "12"),
+        ]
     labels = {r["model"] for r in json.loads(Path("report/plots/epochs.json").read_text())}
     assert labels == {"w8/seed_0", "w8/seed_1", "w8/seed_2", "w16/seed_10", "w16/seed_11", "w16/seed_12"}

@@ -15,7 +15,19 @@ import yaml
 
 from tests import browser
 from tests.conftest import ROOT, STALE_RESULTS
-from tests.repos import TINY_MODELS, clone, commit, dvc, edit_params, git, pipeline_repo, ran, restored, shell, stale_stages
+from tests.repos import (
+    TINY_MODELS,
+    clone,
+    commit,
+    dvc,
+    edit_params,
+    git,
+    pipeline_repo,
+    ran,
+    restored,
+    shell,
+    stale_stages,
+)
 
 WORKFLOW = ROOT / ".github/workflows/study.yml"
 TRAIN = {f"train@{name}" for name in TINY_MODELS}
@@ -53,12 +65,22 @@ def test_a_fresh_clone_of_main_shows_every_plot_without_a_remote(tmp_path: Path)
     assert dvc(repo, "remote", "list").strip() == ""
     plots = loaded_plots(repo)
     models = yaml.safe_load((repo / "params.yaml").read_text())["models"]
-    per_model = {f"plots/{kind}/{name}.{ext}" for name in models for kind, ext in (("confusion", "json"), ("misclassified", "png"))}
-    top_level = {plot if isinstance(plot, str) else next(iter(plot)) for plot in yaml.safe_load((repo / "dvc.yaml").read_text())["plots"]}
+    per_model = {
+        f"plots/{kind}/{name}.{ext}"
+        for name in models
+        for kind, ext in (("confusion", "json"), ("misclassified", "png"))
+    }
+    top_level = {
+        plot if isinstance(plot, str) else next(iter(plot))
+        for plot in yaml.safe_load((repo / "dvc.yaml").read_text())["plots"]
+    }
     assert set(plots) == top_level | per_model
     assert json.loads(dvc(repo, "metrics", "show", "--json"))  # metrics are in git too
     page = browser.show_plots(repo, tmp_path / "html")
-    assert (page.charts, page.images) == (len(top_level) - 1 + len(models), len(models) + 1)  # images: misclassified grids, samples
+    assert (page.charts, page.images) == (
+        len(top_level) - 1 + len(models),
+        len(models) + 1,
+    )  # images: misclassified grids, samples
 
 
 def test_a_clone_pulls_the_results_and_reuses_runs_pushed_from_elsewhere(published: Path, tmp_path: Path) -> None:
@@ -89,8 +111,11 @@ def workflow() -> dict:
 
 def work_steps(job: dict) -> list[str]:
     """A job's shell steps that do its work: not the installs (done here already), nor what only a pull request runs."""
-    return [step["run"] for step in job["steps"]
-            if "run" in step and step.get("name") != "Install" and "github.event_name" not in step.get("if", "")]
+    return [
+        step["run"]
+        for step in job["steps"]
+        if "run" in step and step.get("name") != "Install" and "github.event_name" not in step.get("if", "")
+    ]
 
 
 def run_job(name: str, repo: Path, remote: str, matrix: dict[str, str] | None = None) -> tuple[dict[str, str], str]:
@@ -151,7 +176,7 @@ def readme_section(title: str) -> str:
     lines = (ROOT / "docs" / "sharing.md").read_text().splitlines()
     start, level = lines.index(title), len(title.split(" ")[0])
     ends = (i for i in range(start + 1, len(lines)) if re.match(rf"#{{1,{level}}} ", lines[i]))
-    return "\n".join(lines[start:next(ends, len(lines))])
+    return "\n".join(lines[start : next(ends, len(lines))])
 
 
 def test_the_readme_shows_the_commands_the_workflow_runs() -> None:
@@ -166,20 +191,27 @@ def test_a_queued_sweep_shows_in_exp_show_and_one_experiment_becomes_a_branch(pu
     dvc(repo, "queue", "start", "-j", "1")
     try:
         deadline = time.monotonic() + 600
-        while re.search(r"\b(Queued|Running)\b", status := dvc(repo, "queue", "status")) and time.monotonic() < deadline:
+        while (
+            re.search(r"\b(Queued|Running)\b", status := dvc(repo, "queue", "status")) and time.monotonic() < deadline
+        ):
             time.sleep(2)
     finally:
         dvc(repo, "queue", "stop")
     assert status.count("Success") == 2, status
 
     rows = [row for row in csv.DictReader(io.StringIO(dvc(repo, "exp", "show", "--csv"))) if row["Experiment"]]
-    params = {int(row["models.tiny_alex.filters"]): int(row["metrics/tiny_alex/seed_0.json:cost.params"]) for row in rows}
+    params = {
+        int(row["models.tiny_alex.filters"]): int(row["metrics/tiny_alex/seed_0.json:cost.params"]) for row in rows
+    }
     assert sorted(params) == [6, 12] and params[6] < params[12]
     names = {int(row["models.tiny_alex.filters"]): row["Experiment"] for row in rows}
 
     dvc(repo, "exp", "branch", names[6], "tiny_alex_w6")
     changed = json.loads(dvc(repo, "metrics", "diff", "main", "tiny_alex_w6", "--json"))
-    assert set(changed) == {"metrics/tiny_alex/seed_0.json"} and changed["metrics/tiny_alex/seed_0.json"]["cost.params"]["new"] == params[6]
+    assert (
+        set(changed) == {"metrics/tiny_alex/seed_0.json"}
+        and changed["metrics/tiny_alex/seed_0.json"]["cost.params"]["new"] == params[6]
+    )
     dvc(repo, "exp", "apply", names[12])
     assert yaml.safe_load((repo / "params.yaml").read_text())["models"]["tiny_alex"]["filters"] == 12
     changed = json.loads(dvc(repo, "metrics", "diff", "main", "--json"))

@@ -14,15 +14,26 @@ import numpy as np
 import pytest
 import yaml
 
-from widthdepth.stage import StageError
-from widthdepth.training.recipes import RECIPE_KEYS, check_recipe
 from tests import builders
 from tests.conftest import ROOT, run_stage
+from widthdepth.stage import StageError
+from widthdepth.training.recipes import RECIPE_KEYS, check_recipe
 
 RECIPE = {
-    "epochs": 2, "batch_size": 16, "optimizer": "sgd", "learning_rate": 0.05, "momentum": 0.9,
-    "weight_decay": 0.0005, "warmup_epochs": 1, "schedule": "cosine", "label_smoothing": 0.1,
-    "inputs": "standardize", "flip": True, "translate": 0.125, "augment": "data", "recalibrate_batch_norm": False,
+    "epochs": 2,
+    "batch_size": 16,
+    "optimizer": "sgd",
+    "learning_rate": 0.05,
+    "momentum": 0.9,
+    "weight_decay": 0.0005,
+    "warmup_epochs": 1,
+    "schedule": "cosine",
+    "label_smoothing": 0.1,
+    "inputs": "standardize",
+    "flip": True,
+    "translate": 0.125,
+    "augment": "data",
+    "recalibrate_batch_norm": False,
 }
 MODELS = {
     "tiny_alex": {"family": "alexnet", "recipe": "modern", "filters": 4, "kernels": [5, 3, 3], "dropout": 0.1},
@@ -33,8 +44,13 @@ MODELS = {
 
 
 def write_params(models: dict = MODELS, **recipe) -> None:
-    recipes = {"modern": {**RECIPE, **recipe}, "notebook": {**RECIPE, "inputs": "unit", "flip": False, "translate": 0.0}}
-    Path("params.yaml").write_text(yaml.safe_dump({"train": {"backend": "tensorflow"}, "models": models, "recipes": recipes}))
+    recipes = {
+        "modern": {**RECIPE, **recipe},
+        "notebook": {**RECIPE, "inputs": "unit", "flip": False, "translate": 0.0},
+    }
+    Path("params.yaml").write_text(
+        yaml.safe_dump({"train": {"backend": "tensorflow"}, "models": models, "recipes": recipes})
+    )
 
 
 @pytest.fixture
@@ -88,7 +104,10 @@ def test_dvclive_logs_each_epoch_params_and_speed(data: Path) -> None:
 def test_same_params_give_the_same_weights_and_metrics(data: Path) -> None:
     write_params()
     train_model("tiny_alex")
-    first, first_log = weights(Path("models/tiny_alex/seed_0.keras")), Path("dvclive/tiny_alex/seed_0/plots/metrics/val/loss.tsv").read_text()
+    first, first_log = (
+        weights(Path("models/tiny_alex/seed_0.keras")),
+        Path("dvclive/tiny_alex/seed_0/plots/metrics/val/loss.tsv").read_text(),
+    )
     train_model("tiny_alex")
     for a, b in zip(first, weights(Path("models/tiny_alex/seed_0.keras"))):
         np.testing.assert_array_equal(a, b)
@@ -124,8 +143,11 @@ def test_killed_training_resumes_to_the_same_result(workdir: Path) -> None:
     assert not Path("checkpoints/tiny_alex").exists()
 
 
-def test_a_checkpoint_is_resumable_between_any_two_file_operations_of_its_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A kill can land anywhere in an epoch's checkpoint write: every folder it can leave resumes the last committed epoch or the new one."""
+def test_a_checkpoint_is_resumable_between_any_two_file_operations_of_its_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill can land anywhere in an epoch's checkpoint write: every folder it can leave resumes
+    the last committed epoch or the new one."""
     import shutil
 
     import keras
@@ -147,6 +169,7 @@ def test_a_checkpoint_is_resumable_between_any_two_file_operations_of_its_write(
             shutil.copytree(folder, copy) if folder.exists() else copy.mkdir()
             seen.append(copy)
             return operation(*args, **kwargs)
+
         return wrapped
 
     monkeypatch.setattr(os, "replace", copied_first(os.replace))
@@ -178,9 +201,23 @@ def test_a_bad_declaration_stops_training_of_every_model(data: Path) -> None:
 
 # One bad value per recipe key, of the wrong type or out of range: every key is checked.
 BAD_RECIPE_VALUES = [
-    ("epochs", 0), ("epochs", 2.5), ("batch_size", 0), ("optimizer", "adam"), ("learning_rate", 0), ("learning_rate", "fast"),
-    ("momentum", 1.0), ("weight_decay", -0.1), ("warmup_epochs", -1), ("warmup_epochs", 3), ("schedule", "step"),
-    ("label_smoothing", 1), ("inputs", "raw"), ("flip", 1), ("translate", 0.7), ("translate", True), ("augment", "gpu"),
+    ("epochs", 0),
+    ("epochs", 2.5),
+    ("batch_size", 0),
+    ("optimizer", "adam"),
+    ("learning_rate", 0),
+    ("learning_rate", "fast"),
+    ("momentum", 1.0),
+    ("weight_decay", -0.1),
+    ("warmup_epochs", -1),
+    ("warmup_epochs", 3),
+    ("schedule", "step"),
+    ("label_smoothing", 1),
+    ("inputs", "raw"),
+    ("flip", 1),
+    ("translate", 0.7),
+    ("translate", True),
+    ("augment", "gpu"),
     ("recalibrate_batch_norm", "yes"),
 ]
 
@@ -198,7 +235,10 @@ def test_bad_recipe_values_name_the_key(key: str, value) -> None:
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"optimizer": "adam"}, r"recipes.modern.optimizer must be sgd \(momentum, Nesterov if > 0\) or adamw, not 'adam'"),
+        (
+            {"optimizer": "adam"},
+            r"recipes.modern.optimizer must be sgd \(momentum, Nesterov if > 0\) or adamw, not 'adam'",
+        ),
         ({"mixup": 0.2}, r"recipes.modern.mixup is not a recipe key"),
     ],
 )
@@ -227,7 +267,8 @@ info = {"mean": [127.5] * 3, "std": [73.9] * 3, "image_shape": [16, 16, 3], "cla
 x = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
 y = keras.utils.to_categorical(np.arange(8) % 3, 3)
 for name, spec in params["models"].items():
-    model = compiled_model(name, spec, params["recipes"][spec["recipe"]], info, 1, images=x)  # airbench starts from the data
+    # airbench starts from the data
+    model = compiled_model(name, spec, params["recipes"][spec["recipe"]], info, 1, images=x)
     loss = model.train_on_batch(x, y)[0]
     assert np.isfinite(loss), (name, loss)
     history = model.fit(runtime.batches(x, y, 3), validation_data=runtime.batches(x, y, 4), shuffle=False, verbose=0)
@@ -241,11 +282,15 @@ for name, spec in params["models"].items():
 def test_every_family_trains_a_step_on_each_backend(workdir: Path, backend: str) -> None:
     write_params()
     result = subprocess.run(
-        [sys.executable, "-c", BACKEND_SMOKE, "params.yaml", backend], capture_output=True, text=True,
+        [sys.executable, "-c", BACKEND_SMOKE, "params.yaml", backend],
+        capture_output=True,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert sorted(result.stdout.split("\n")[:len(MODELS)]) == sorted(f"{backend} {name} trained one step" for name in MODELS)
+    assert sorted(result.stdout.split("\n")[: len(MODELS)]) == sorted(
+        f"{backend} {name} trained one step" for name in MODELS
+    )
 
 
 def test_batches_feed_the_arrays_in_order_with_tf_data_autotuning_off() -> None:
@@ -257,7 +302,9 @@ def test_batches_feed_the_arrays_in_order_with_tf_data_autotuning_off() -> None:
     batches = runtime.batches(x, y, 4)
     seen = [(np.asarray(images), np.asarray(labels)) for images, labels in batches]
     assert [len(labels) for _, labels in seen] == [4, 4, 2]  # in order, the last batch partial
-    assert np.array_equal(np.concatenate([images for images, _ in seen]), x) and np.array_equal(np.concatenate([labels for _, labels in seen]), y)
+    assert np.array_equal(np.concatenate([images for images, _ in seen]), x) and np.array_equal(
+        np.concatenate([labels for _, labels in seen]), y
+    )
     assert np.array_equal(np.concatenate([np.asarray(images) for images in runtime.batches(x, None, 3)]), x)
     assert keras.backend.backend() == "tensorflow" and batches.options().autotune.enabled is False
 
@@ -279,7 +326,9 @@ def test_missing_prepared_data_names_the_file(workdir: Path) -> None:
 
 def test_a_bad_number_of_seeds_names_the_key(data: Path) -> None:
     write_params({"tiny_alex": {**MODELS["tiny_alex"], "seeds": 0}})
-    with pytest.raises(StageError, match=r"^params.yaml: models.tiny_alex.seeds must be a number of seeds from 1 to 16, not 0$"):
+    with pytest.raises(
+        StageError, match=r"^params.yaml: models.tiny_alex.seeds must be a number of seeds from 1 to 16, not 0$"
+    ):
         train_model("tiny_alex")
 
 
@@ -292,8 +341,12 @@ def test_augmenting_the_data_flips_and_shifts_whole_pixels_like_keras_reflect() 
     assert np.array_equal(out, augment_epoch(images, seed=3, epoch=1, flip=True, shift=1))  # (seed, epoch) fixes it
     for image, moved in zip(images, out):  # each output is the image, maybe flipped, moved by -1, 0 or 1 pixel each way
         padded = np.pad(image, ((1, 1), (1, 1), (0, 0)), mode="symmetric")
-        candidates = [np.pad(im, ((1, 1), (1, 1), (0, 0)), mode="symmetric")[1 + dy : 5 + dy, 1 + dx : 5 + dx]
-                      for im in (image, image[:, ::-1]) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+        candidates = [
+            np.pad(im, ((1, 1), (1, 1), (0, 0)), mode="symmetric")[1 + dy : 5 + dy, 1 + dx : 5 + dx]
+            for im in (image, image[:, ::-1])
+            for dy in (-1, 0, 1)
+            for dx in (-1, 0, 1)
+        ]
         assert any(np.array_equal(moved, c) for c in candidates) and padded.shape == (6, 6, 1)
     assert not np.array_equal(out, augment_epoch(images, seed=3, epoch=2, flip=True, shift=1))
 
@@ -316,14 +369,18 @@ def test_recomputed_batch_norm_statistics_are_those_of_each_layers_inputs_in_inf
         assert np.allclose(np.array(layer.moving_variance), seen.var(0), rtol=1e-4, atol=1e-5)
 
 
-def test_fused_batch_norm_trains_as_keras_layers_do_and_saves_keras_own_layer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fused_batch_norm_trains_as_keras_layers_do_and_saves_keras_own_layer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import keras
 
     from widthdepth.training.batchnorm import batch_norm_layers, fuse
 
     inputs = keras.Input((6, 6, 3))
     x = keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3)(inputs))
-    x = keras.layers.BatchNormalization(scale=False, epsilon=1e-5, momentum=0.6)(keras.layers.Conv2D(5, 1)(x))  # airbench's
+    x = keras.layers.BatchNormalization(scale=False, epsilon=1e-5, momentum=0.6)(
+        keras.layers.Conv2D(5, 1)(x)
+    )  # airbench's
     outputs = keras.layers.BatchNormalization()(keras.layers.Dense(3)(keras.layers.Flatten()(x)))  # after a dense layer
     models = [keras.Model(inputs, outputs)]
     models.append(keras.models.clone_model(models[0]))

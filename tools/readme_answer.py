@@ -32,8 +32,17 @@ def report_section(report: str, title: str) -> str:
 
 def answer_block(report: str) -> str:
     """What README's answer block holds: the report's answer, then its regime."""
-    return "\n".join([BEGIN, report_section(report, "The answer"), "", "Regime (from the report):", "",
-                      report_section(report, "Regime"), END])
+    return "\n".join(
+        [
+            BEGIN,
+            report_section(report, "The answer"),
+            "",
+            "Regime (from the report):",
+            "",
+            report_section(report, "Regime"),
+            END,
+        ]
+    )
 
 
 def with_answer(readme: str, report: str) -> str:

@@ -71,7 +71,9 @@ def check_spec(name: str, spec: Any, input_shape: Shape) -> dict[str, Any]:
         raise _error(name, "family", f"is {spec.get('family')!r}; expected one of {', '.join(FAMILIES)}")
     unknown = sorted(set(spec) - set(family.defaults) - COMMON_KEYS)
     if unknown:
-        raise _error(name, unknown[0], f"is not a knob of the {family.name} family; knobs: {', '.join(family.defaults)}")
+        raise _error(
+            name, unknown[0], f"is not a knob of the {family.name} family; knobs: {', '.join(family.defaults)}"
+        )
     knobs = {**family.defaults, **{k: v for k, v in spec.items() if k not in COMMON_KEYS}}
     return {"family": family.name, **family.check(name, knobs, input_shape)}
 
@@ -178,15 +180,23 @@ def dense_stack(x, widths: list[int], dropout: float):
     return x
 
 
-
 # -- alexnet: an AlexNet-style stack of conv-pool blocks with falling kernel sizes ------------
 
 
 def _check_alexnet(name: str, knobs: dict[str, Any], input_shape: tuple[int, int, int]) -> dict[str, Any]:
     blocks = _positive_int(name, "blocks", knobs["blocks"], "number of blocks", MAX_COUNT)
-    convs = [_positive_int(name, "convs", c, "number of convolutions", MAX_COUNT) for c in _per_block(name, "convs", knobs["convs"], blocks)]
-    filters = [_per_item(name, "filters", f, n, "convs") for f, n in zip(_per_block(name, "filters", knobs["filters"], blocks), convs)]
-    kernels = [_per_item(name, "kernels", k, n, "convs") for k, n in zip(_per_block(name, "kernels", knobs["kernels"], blocks), convs)]
+    convs = [
+        _positive_int(name, "convs", c, "number of convolutions", MAX_COUNT)
+        for c in _per_block(name, "convs", knobs["convs"], blocks)
+    ]
+    filters = [
+        _per_item(name, "filters", f, n, "convs")
+        for f, n in zip(_per_block(name, "filters", knobs["filters"], blocks), convs)
+    ]
+    kernels = [
+        _per_item(name, "kernels", k, n, "convs")
+        for k, n in zip(_per_block(name, "kernels", knobs["kernels"], blocks), convs)
+    ]
     padding = _per_block(name, "padding", knobs["padding"], blocks)
     if not isinstance(knobs["batch_norm"], bool):
         raise _error(name, "batch_norm", f"must be true or false, not {knobs['batch_norm']!r}")
@@ -211,8 +221,12 @@ def _check_alexnet(name: str, knobs: dict[str, Any], input_shape: tuple[int, int
             if padding[block] == "valid":
                 size -= kernel - 1
         if pool_size > size:
-            raise _error(name, "pool_size", f"{pool_size} is larger than the {size}x{size} feature map of block {block + 1} "
-                         f"of {blocks} (input {input_shape[0]}x{input_shape[1]}): use fewer blocks or a smaller pool")
+            raise _error(
+                name,
+                "pool_size",
+                f"{pool_size} is larger than the {size}x{size} feature map of block {block + 1} "
+                f"of {blocks} (input {input_shape[0]}x{input_shape[1]}): use fewer blocks or a smaller pool",
+            )
         size = _pooled(size, pool_size, pool_stride)
     return {**knobs, "convs": convs, "filters": filters, "kernels": kernels, "padding": padding, "dense": dense}
 
@@ -246,30 +260,48 @@ def alexnet(x, spec: dict[str, Any]):
     return dense_stack(x, spec["dense"], spec["dense_dropout"])
 
 
-
-register(Family(
-    name="alexnet",
-    defaults={
-        "filters": 32,  # width: one number, one per block, or a list per conv inside a block
-        "blocks": 3,  # depth: number of conv-pool blocks
-        "convs": 1,  # depth inside a block: convolutions per block (one number or one per block)
-        "kernels": [5, 3, 3],  # kernel size per block (or per conv inside a block)
-        "padding": "same",  # "same" or "valid", one or one per block
-        "batch_norm": True,
-        "pool_size": 2,
-        "pool_stride": 2,
-        "dropout": 0.0,  # after each block
-        "dense": [],  # widths of the hidden dense layers of the head
-        "dense_dropout": 0.0,
-    },
-    check=_check_alexnet, build=alexnet, size=_alexnet_size, width_knob="filters", line_style="-", marker="o",
-    features=(
-        Feature("width", "filters of the first convolution", "doubling of width", frozenset({"filters"}),
-                lambda spec: spec["filters"][0][0], True),
-        Feature("depth", "convolution layers", "added convolution layer",
-                frozenset({"blocks", "convs", "kernels", "padding", "filters"}), lambda spec: sum(spec["convs"]), False),
-    ),
-))
+register(
+    Family(
+        name="alexnet",
+        defaults={
+            "filters": 32,  # width: one number, one per block, or a list per conv inside a block
+            "blocks": 3,  # depth: number of conv-pool blocks
+            "convs": 1,  # depth inside a block: convolutions per block (one number or one per block)
+            "kernels": [5, 3, 3],  # kernel size per block (or per conv inside a block)
+            "padding": "same",  # "same" or "valid", one or one per block
+            "batch_norm": True,
+            "pool_size": 2,
+            "pool_stride": 2,
+            "dropout": 0.0,  # after each block
+            "dense": [],  # widths of the hidden dense layers of the head
+            "dense_dropout": 0.0,
+        },
+        check=_check_alexnet,
+        build=alexnet,
+        size=_alexnet_size,
+        width_knob="filters",
+        line_style="-",
+        marker="o",
+        features=(
+            Feature(
+                "width",
+                "filters of the first convolution",
+                "doubling of width",
+                frozenset({"filters"}),
+                lambda spec: spec["filters"][0][0],
+                True,
+            ),
+            Feature(
+                "depth",
+                "convolution layers",
+                "added convolution layer",
+                frozenset({"blocks", "convs", "kernels", "padding", "filters"}),
+                lambda spec: sum(spec["convs"]),
+                False,
+            ),
+        ),
+    )
+)
 
 
 # -- inception: blocks of parallel branches concatenated, in stages split by downsampling ------
@@ -286,13 +318,20 @@ def _check_inception(name: str, knobs: dict[str, Any], input_shape: tuple[int, i
         raise _error(name, "branches", f"must be 2, 3 or 4, not {branches!r}")
     _positive_int(name, "stem", knobs["stem"], "width")
     n_blocks = sum(stages)
-    filters = [_per_item(name, "filters", f, branches, "branches") for f in _per_block(name, "filters", knobs["filters"], n_blocks)]
+    filters = [
+        _per_item(name, "filters", f, branches, "branches")
+        for f in _per_block(name, "filters", knobs["filters"], n_blocks)
+    ]
     for block in filters:
         for width in block:
             _positive_int(name, "filters", width, "width")
     downsample = knobs["downsample_filters"]
     if downsample is not None:
-        downsample = _per_block(name, "downsample_filters", downsample, len(stages) - 1) if isinstance(downsample, list) else [downsample] * (len(stages) - 1)
+        downsample = (
+            _per_block(name, "downsample_filters", downsample, len(stages) - 1)
+            if isinstance(downsample, list)
+            else [downsample] * (len(stages) - 1)
+        )
         for width in downsample:
             _positive_int(name, "downsample_filters", width, "width")
     else:
@@ -371,24 +410,50 @@ def inception(x, spec: dict[str, Any]):
     return layers.GlobalAveragePooling2D()(x)
 
 
-
-register(Family(
-    name="inception",
-    defaults={
-        "stem": 32,  # filters of the first 3x3 convolution
-        "blocks": [1, 1, 1],  # depth: inception blocks per stage; a downsample module between stages
-        "branches": 2,  # threads: 2 = 1x1 and 3x3, 3 = + two 3x3 (a 5x5 field), 4 = + 3x3 max-pool then 1x1
-        "filters": 32,  # width: per branch; one number, one per block, or a list per branch inside a block
-        "downsample_filters": None,  # 3x3 stride-2 conv beside the pool; None: the widest branch before it
-    },
-    check=_check_inception, build=inception, size=_inception_size, width_knob="filters", line_style="--", marker="s",
-    features=(
-        Feature("width", "filters per branch", "doubling of width", frozenset({"filters", "downsample_filters"}),
-                lambda spec: spec["filters"][0][0], True),
-        Feature("depth", "inception blocks", "added block", frozenset({"blocks"}), lambda spec: sum(spec["blocks"]), False),
-        Feature("branches", "parallel branches", "added branch", frozenset({"branches"}), lambda spec: spec["branches"], False),
-    ),
-))
+register(
+    Family(
+        name="inception",
+        defaults={
+            "stem": 32,  # filters of the first 3x3 convolution
+            "blocks": [1, 1, 1],  # depth: inception blocks per stage; a downsample module between stages
+            "branches": 2,  # threads: 2 = 1x1 and 3x3, 3 = + two 3x3 (a 5x5 field), 4 = + 3x3 max-pool then 1x1
+            "filters": 32,  # width: per branch; one number, one per block, or a list per branch inside a block
+            "downsample_filters": None,  # 3x3 stride-2 conv beside the pool; None: the widest branch before it
+        },
+        check=_check_inception,
+        build=inception,
+        size=_inception_size,
+        width_knob="filters",
+        line_style="--",
+        marker="s",
+        features=(
+            Feature(
+                "width",
+                "filters per branch",
+                "doubling of width",
+                frozenset({"filters", "downsample_filters"}),
+                lambda spec: spec["filters"][0][0],
+                True,
+            ),
+            Feature(
+                "depth",
+                "inception blocks",
+                "added block",
+                frozenset({"blocks"}),
+                lambda spec: sum(spec["blocks"]),
+                False,
+            ),
+            Feature(
+                "branches",
+                "parallel branches",
+                "added branch",
+                frozenset({"branches"}),
+                lambda spec: spec["branches"],
+                False,
+            ),
+        ),
+    )
+)
 
 
 # -- airbench: Keller Jordan's airbench94 network for fast CIFAR-10 training, ported ------------
@@ -410,8 +475,12 @@ def _check_airbench(name: str, knobs: dict[str, Any], input_shape: tuple[int, in
     for _ in widths:
         size //= 2
     if size < 3:
-        raise _error(name, "widths", f"has {len(widths)} blocks, each halving the feature map: {input_shape[0]}x{input_shape[1]} "
-                     f"input leaves {max(size, 0)}x{max(size, 0)} before the final 3x3 pool; use fewer blocks")
+        raise _error(
+            name,
+            "widths",
+            f"has {len(widths)} blocks, each halving the feature map: {input_shape[0]}x{input_shape[1]} "
+            f"input leaves {max(size, 0)}x{max(size, 0)} before the final 3x3 pool; use fewer blocks",
+        )
     return {**knobs, "widths": widths}
 
 
@@ -424,7 +493,9 @@ def _airbench_size(spec: dict[str, Any], input_shape: tuple[int, int, int]) -> t
     for width in spec["widths"]:
         acts += h * w * width  # the first convolution, before its pool
         h, w = h // 2, w // 2
-        params += 9 * c * width + 9 * width * width + 2 * 3 * width  # two convolutions; batch norm: beta, moving mean and variance
+        params += (
+            9 * c * width + 9 * width * width + 2 * 3 * width
+        )  # two convolutions; batch norm: beta, moving mean and variance
         acts += 6 * h * w * width  # pool, norm, GELU, convolution, norm, GELU
         c = width
     h, w = h // 3, w // 3
@@ -469,7 +540,9 @@ def initialize_airbench(model, spec: dict[str, Any], images) -> None:
     patches = patches.transpose(0, 1, 2, 4, 5, 3).reshape(-1, kernel * kernel * channels)  # as the kernel's (kh, kw, c)
     eigenvalues, eigenvectors = np.linalg.eigh(patches.T.astype(np.float64) @ patches / len(patches))
     filters = (eigenvectors / np.sqrt(eigenvalues + 5e-4))[:, ::-1].reshape(kernel, kernel, channels, -1)
-    whiten.set_weights([np.concatenate([filters, -filters], axis=-1).astype(np.float32), np.zeros(whiten.filters, np.float32)])
+    whiten.set_weights(
+        [np.concatenate([filters, -filters], axis=-1).astype(np.float32), np.zeros(whiten.filters, np.float32)]
+    )
     for layer in model.layers:
         if isinstance(layer, keras.layers.Conv2D) and layer is not whiten:
             weights = np.array(layer.kernel)
@@ -480,22 +553,42 @@ def initialize_airbench(model, spec: dict[str, Any], images) -> None:
             layer.kernel.assign(weights)
 
 
-register(Family(
-    name="airbench",
-    defaults={
-        "widths": [64, 256, 256],  # width: filters of each block's two convolutions; depth: the number of blocks
-        "whiten_kernel": 2,  # the frozen whitening convolution's kernel (2 x 3 x kernel^2 filters)
-        "batch_norm_momentum": 0.6,  # airbench94's fast-moving statistics
-        "logit_scale": 1 / 9,
-    },
-    check=_check_airbench, build=airbench, size=_airbench_size, width_knob="widths", line_style="-.", marker="D",
-    initialize=initialize_airbench,
-    features=(
-        Feature("width", "filters of the first block", "doubling of width", frozenset({"widths"}),
-                lambda spec: spec["widths"][0], True),
-        Feature("depth", "convolution layers", "added block", frozenset({"widths"}), lambda spec: 2 * len(spec["widths"]), False),
-    ),
-))
+register(
+    Family(
+        name="airbench",
+        defaults={
+            "widths": [64, 256, 256],  # width: filters of each block's two convolutions; depth: the number of blocks
+            "whiten_kernel": 2,  # the frozen whitening convolution's kernel (2 x 3 x kernel^2 filters)
+            "batch_norm_momentum": 0.6,  # airbench94's fast-moving statistics
+            "logit_scale": 1 / 9,
+        },
+        check=_check_airbench,
+        build=airbench,
+        size=_airbench_size,
+        width_knob="widths",
+        line_style="-.",
+        marker="D",
+        initialize=initialize_airbench,
+        features=(
+            Feature(
+                "width",
+                "filters of the first block",
+                "doubling of width",
+                frozenset({"widths"}),
+                lambda spec: spec["widths"][0],
+                True,
+            ),
+            Feature(
+                "depth",
+                "convolution layers",
+                "added block",
+                frozenset({"widths"}),
+                lambda spec: 2 * len(spec["widths"]),
+                False,
+            ),
+        ),
+    )
+)
 
 
 # -- mlp: the fully-connected baseline on the flattened image ---------------------------------
@@ -520,14 +613,33 @@ def mlp(x, spec: dict[str, Any]):
     return dense_stack(x, spec["widths"], spec["dropout"])
 
 
-
-register(Family(
-    name="mlp",
-    defaults={"widths": [512], "dropout": 0.5},
-    check=_check_mlp, build=mlp, size=_mlp_size, width_knob="widths", line_style=":", marker="^",
-    features=(
-        Feature("width", "units of the widest hidden layer", "doubling of width", frozenset({"widths"}),
-                lambda spec: max(spec["widths"]), True),
-        Feature("depth", "hidden layers", "added hidden layer", frozenset({"widths"}), lambda spec: len(spec["widths"]), False),
-    ),
-))
+register(
+    Family(
+        name="mlp",
+        defaults={"widths": [512], "dropout": 0.5},
+        check=_check_mlp,
+        build=mlp,
+        size=_mlp_size,
+        width_knob="widths",
+        line_style=":",
+        marker="^",
+        features=(
+            Feature(
+                "width",
+                "units of the widest hidden layer",
+                "doubling of width",
+                frozenset({"widths"}),
+                lambda spec: max(spec["widths"]),
+                True,
+            ),
+            Feature(
+                "depth",
+                "hidden layers",
+                "added hidden layer",
+                frozenset({"widths"}),
+                lambda spec: len(spec["widths"]),
+                False,
+            ),
+        ),
+    )
+)

@@ -69,7 +69,9 @@ def latency_ms(model, images: np.ndarray) -> float:
     return round(1000 * float(np.median(latencies)), 3)
 
 
-def recomputed_batch_norm(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray]) -> dict[str, Any] | None:
+def recomputed_batch_norm(
+    model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray]
+) -> dict[str, Any] | None:
     """What the model scores with its batch-norm statistics recomputed (widthdepth.training.batchnorm)
     on a fixed sample of training images: on that sample and on the validation split. Beside the
     saved model's scores this tells a collapse caused by the statistics from one in the weights.
@@ -80,8 +82,11 @@ def recomputed_batch_norm(model, train: tuple[np.ndarray, np.ndarray], val: tupl
         return None
     (x_train, y_train), picked = train, sample(np.arange(len(train[0])), seed=0)  # the same images for every model
     recalibrate(model, x_train[picked])
-    return {"train_sample": split_metrics(predict(model, x_train[picked]), y_train[picked]), "val": split_metrics(predict(model, val[0]), val[1]),
-            "images": len(picked)}
+    return {
+        "train_sample": split_metrics(predict(model, x_train[picked]), y_train[picked]),
+        "val": split_metrics(predict(model, val[0]), val[1]),
+        "images": len(picked),
+    }
 
 
 def model_metrics(
@@ -104,7 +109,9 @@ def model_metrics(
         "diverged_epoch": diverged or 0,  # 0: it did not
         "epochs": training_log["epochs"],
         **scores,
-        "per_class_accuracy": {name: round(float(np.mean(predicted[y_test == i] == i)), 4) for i, name in enumerate(classes)},
+        "per_class_accuracy": {
+            name: round(float(np.mean(predicted[y_test == i] == i)), 4) for i, name in enumerate(classes)
+        },
         "weight_layers": weight_layers(model),
         "cost": {
             "params": model.count_params(),
@@ -115,6 +122,8 @@ def model_metrics(
             "latency_ms": latency_ms(model, splits["test"][0]),
         },
     }
-    metrics["recomputed_batch_norm"] = recomputed_batch_norm(model, splits["train"], splits["val"])  # last: it changes the model
+    metrics["recomputed_batch_norm"] = recomputed_batch_norm(
+        model, splits["train"], splits["val"]
+    )  # last: it changes the model
     metrics["cost"]["evaluation_seconds"] = round(time.perf_counter() - start, 2)
     return metrics, predicted

@@ -68,12 +68,17 @@ def check_backend(backend: str) -> None:
     if backend not in BACKENDS:
         raise StageError(f"params.yaml: train.backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     if importlib.util.find_spec(backend) is None:
-        raise StageError(f"params.yaml: train.backend is {backend}, which is not installed here (pip install {backend})")
+        raise StageError(
+            f"params.yaml: train.backend is {backend}, which is not installed here (pip install {backend})"
+        )
 
 
 def settings() -> dict[str, str]:
     """The runtime settings a result depends on: recorded with every run and in its resume key."""
-    values = {"backend": os.environ.get("KERAS_BACKEND", "tensorflow"), **{name: os.environ.get(name, "") for name in FAST_DEFAULTS}}
+    values = {
+        "backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
+        **{name: os.environ.get(name, "") for name in FAST_DEFAULTS},
+    }
     return {**values, **{name: os.environ[name] for name in THREAD_VARIABLES if os.environ.get(name)}}
 
 

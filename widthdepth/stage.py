@@ -121,7 +121,9 @@ WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPE
 
 
 def is_write_error(err: OSError) -> bool:
-    return err.errno in WRITE_ERRNOS or bool(re.search(r"\d+ requested and \d+ written", str(err)))  # numpy's short write
+    return err.errno in WRITE_ERRNOS or bool(
+        re.search(r"\d+ requested and \d+ written", str(err))
+    )  # numpy's short write
 
 
 def _write_error(target: Path, err: OSError) -> StageError:

@@ -24,10 +24,41 @@ from widthdepth.stage import StageError
 
 # Two-sided 95% quantiles of Student's t by degrees of freedom. A fractional Welch df takes
 # the next lower entry (a slightly wider, conservative interval).
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-       11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086,
-       21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048, 29: 2.045, 30: 2.042,
-       40: 2.021, 60: 2.000, 120: 1.980}
+T95 = {
+    1: 12.706,
+    2: 4.303,
+    3: 3.182,
+    4: 2.776,
+    5: 2.571,
+    6: 2.447,
+    7: 2.365,
+    8: 2.306,
+    9: 2.262,
+    10: 2.228,
+    11: 2.201,
+    12: 2.179,
+    13: 2.160,
+    14: 2.145,
+    15: 2.131,
+    16: 2.120,
+    17: 2.110,
+    18: 2.101,
+    19: 2.093,
+    20: 2.086,
+    21: 2.080,
+    22: 2.074,
+    23: 2.069,
+    24: 2.064,
+    25: 2.060,
+    26: 2.056,
+    27: 2.052,
+    28: 2.048,
+    29: 2.045,
+    30: 2.042,
+    40: 2.021,
+    60: 2.000,
+    120: 1.980,
+}
 
 
 def t95(df: float) -> float:
@@ -137,7 +168,9 @@ class Run:
     declaration: dict[str, Any]  # as in params.yaml, with the family's defaults filled in
     spec: dict[str, Any]  # checked and expanded (architectures.check_spec)
     metrics: dict[str, Any]  # metrics/<name>.json
-    curves: dict[str, list[float]] = field(default_factory=dict)  # per-epoch train_accuracy, val_accuracy, ... (the training log)
+    curves: dict[str, list[float]] = field(
+        default_factory=dict
+    )  # per-epoch train_accuracy, val_accuracy, ... (the training log)
     val_images: int = 0  # how many images its validation accuracy is measured on
 
     @property
@@ -160,8 +193,10 @@ class Run:
         train_mode = [a for a in self.curves.get("train_accuracy", []) if a is not None and math.isfinite(a)]
         inference = self.metrics["train"]["accuracy"]
         if train_mode and inference is not None and inference < COLLAPSE_RATIO * train_mode[-1]:
-            return (f"collapsed in inference mode: the saved model scores {inference:.4f} on its training split, "
-                    f"against {train_mode[-1]:.4f} in training mode in its last epoch")
+            return (
+                f"collapsed in inference mode: the saved model scores {inference:.4f} on its training split, "
+                f"against {train_mode[-1]:.4f} in training mode in its last epoch"
+            )
         val = [a for a in self.curves.get("val_accuracy", []) if a is not None and math.isfinite(a)]
         noise = 3 * math.sqrt(max(val) * (1 - max(val)) / self.val_images) if val and self.val_images else 0.0
         if val and val[-1] < max(val) - max(COLLAPSE_DROP, noise):
@@ -182,11 +217,15 @@ class Run:
 
     def key(self, without: frozenset[str] = frozenset()) -> str:
         """The declaration minus its seeds and the given knobs, as a comparable string."""
-        return json.dumps({k: v for k, v in self.declaration.items() if k not in ("seed", "seeds") and k not in without},
-                          sort_keys=True)
+        return json.dumps(
+            {k: v for k, v in self.declaration.items() if k not in ("seed", "seeds") and k not in without},
+            sort_keys=True,
+        )
 
 
-def make_run(name: str, declared: dict[str, Any], spec: dict[str, Any], metrics: dict[str, Any], seed: int | None = None) -> Run:
+def make_run(
+    name: str, declared: dict[str, Any], spec: dict[str, Any], metrics: dict[str, Any], seed: int | None = None
+) -> Run:
     """One run of `models.<name>`: with its family's defaults filled in, and `seed` (default: the declared one)."""
     declaration = {**FAMILIES[declared["family"]].defaults, "seed": 0, **declared}
     if seed is not None:
@@ -306,7 +345,10 @@ class BudgetControl:
 def recipe_variants(runs: list[Run], recipes: dict[str, dict[str, Any]], key: str) -> list[dict[Any, list[Run]]]:
     """Seed groups declared alike but for recipes that differ in `key` only, as {value of `key`: group};
     each set of two or more once."""
-    without = lambda recipe: json.dumps({k: v for k, v in recipes[recipe].items() if k != key}, sort_keys=True)
+
+    def without(recipe: str) -> str:
+        return json.dumps({k: v for k, v in recipes[recipe].items() if k != key}, sort_keys=True)
+
     sets: dict[tuple[str, str], dict[Any, list[Run]]] = defaultdict(dict)
     for group in seed_groups(runs):
         run = group[0]
@@ -323,8 +365,11 @@ def budget_controls(runs: list[Run], recipes: dict[str, dict[str, Any]]) -> list
     controls = []
     for variants in recipe_variants(runs, recipes, "epochs"):
         epochs = list(variants)  # ascending
-        controls += [BudgetControl(variants[short], variants[long], short, long)
-                     for i, short in enumerate(epochs) for long in epochs[i + 1:]]
+        controls += [
+            BudgetControl(variants[short], variants[long], short, long)
+            for i, short in enumerate(epochs)
+            for long in epochs[i + 1 :]
+        ]
     return controls
 
 
@@ -360,8 +405,10 @@ def rate_checks(sweeps: list[Sweep], runs: list[Run], recipes: dict[str, dict[st
     checks, seen = [], []
     for sweep in sorted(sweeps, key=lambda s: -len(s.points)):
         rate = recipes[sweep.recipe]["learning_rate"]
-        ends = [next((rates for rates in variants if rate in rates and rates[rate][0].key() == point.runs[0].key()), None)
-                for point in (sweep.points[0], sweep.points[-1])]
+        ends = [
+            next((rates for rates in variants if rate in rates and rates[rate][0].key() == point.runs[0].key()), None)
+            for point in (sweep.points[0], sweep.points[-1])
+        ]
         if all(ends) and ends not in seen:
             checks.append(RateCheck(sweep, ends, rate))
             seen.append(ends)
@@ -393,7 +440,9 @@ class MatchedCost:
     width: Sweep
     depth: Sweep
     cost: str  # a key of COSTS
-    points: list[tuple[float, Estimate, Estimate, Estimate]]  # (cost, width's accuracy, depth's accuracy, width - depth)
+    points: list[
+        tuple[float, Estimate, Estimate, Estimate]
+    ]  # (cost, width's accuracy, depth's accuracy, width - depth)
 
 
 def _interpolated(points: list[Point], cost: str, x: float) -> tuple[Estimate, tuple[str, ...]]:
@@ -431,8 +480,6 @@ def matched_cost(sweeps: list[Sweep], cost: str) -> list[MatchedCost]:
     return comparisons
 
 
-
-
 @dataclass
 class ScalingFit:
     """Test error against cost along a width sweep as a power law, error = a * cost^-alpha: a line
@@ -449,7 +496,7 @@ class ScalingFit:
     check: bool | None  # the held-out check passed; None: too few points to check
 
     def predict(self, cost: float) -> float:
-        return math.exp(self.log_a) * cost ** -self.alpha.value
+        return math.exp(self.log_a) * cost**-self.alpha.value
 
 
 def scaling_fits(sweeps: list[Sweep], cost: str) -> list[ScalingFit]:
@@ -490,7 +537,9 @@ class Analysis:
     fits: list[ScalingFit]
     controls: list[BudgetControl]
     rates: list[RateCheck]
-    batch_norm: dict[str, list[float]]  # per recipe, per run: recomputing the batch-norm statistics, change in validation accuracy
+    batch_norm: dict[
+        str, list[float]
+    ]  # per recipe, per run: recomputing the batch-norm statistics, change in validation accuracy
     frontier: list[list[Run]]  # seed groups no cheaper one beats, by parameters
     best: list[Run]  # the seed group of the best mean validation accuracy (never test)
     margin: float  # the equivalence margin declared in params.yaml (report.equivalence_margin)
@@ -498,8 +547,13 @@ class Analysis:
     @property
     def comparisons(self) -> int:
         """How many differences the report tests at 95%: at that rate about 1 in 20 is flagged by chance alone."""
-        return (sum(len(s.points) for s in self.sweeps) + sum(len(m.points) for m in self.matched)
-                + len(self.controls) + 2 * len(self.rates) + len(self.batch_norm))
+        return (
+            sum(len(s.points) for s in self.sweeps)
+            + sum(len(m.points) for m in self.matched)
+            + len(self.controls)
+            + 2 * len(self.rates)
+            + len(self.batch_norm)
+        )
 
 
 def analyse(runs: list[Run], recipes: dict[str, dict[str, Any]], margin: float) -> Analysis:
@@ -509,7 +563,10 @@ def analyse(runs: list[Run], recipes: dict[str, dict[str, Any]], margin: float) 
         raise StageError(f"every declared model failed ({', '.join(r.name for r in runs)}): nothing to report")
     sweeps = find_sweeps(good)
     return Analysis(
-        runs=runs, good=good, failed=failed, sweeps=sweeps,
+        runs=runs,
+        good=good,
+        failed=failed,
+        sweeps=sweeps,
         matched=[m for cost in COSTS for m in matched_cost(sweeps, cost)],
         fits=[f for cost in COSTS for f in scaling_fits(sweeps, cost)],
         controls=budget_controls(good, recipes),

@@ -16,9 +16,9 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from widthdepth.stage import StageError
 from widthdepth.data.fetch import copy_verified, download, find_in_mirrors
 from widthdepth.data.sources import SOURCES, Source
+from widthdepth.stage import StageError
 
 log = logging.getLogger("download")
 
@@ -39,9 +39,13 @@ def check_params(params: dict[str, Any]) -> tuple[str, str | None, str | None]:
     if sha256 is not None and not (isinstance(sha256, str) and re.fullmatch(r"[0-9a-fA-F]{64}", sha256)):
         raise StageError(f"params.yaml: data.sha256 must be 64 hex digits, not {sha256!r}")
     if sha256 is not None and dataset != "imagefolder":
-        raise StageError("params.yaml: data.sha256 checks an imagefolder archive; the official datasets carry their own checksums")
+        raise StageError(
+            "params.yaml: data.sha256 checks an imagefolder archive; the official datasets carry their own checksums"
+        )
     if dataset == "imagefolder" and source is None:
-        raise StageError("params.yaml: data.source must name the image folder or archive for data.dataset 'imagefolder'")
+        raise StageError(
+            "params.yaml: data.source must name the image folder or archive for data.dataset 'imagefolder'"
+        )
     return dataset, source, sha256
 
 
@@ -92,7 +96,9 @@ def fetch_imagefolder(source: str, sha256: str | None, folder: Path) -> str:
     if not path.exists():
         raise StageError(f"params.yaml: data.source {source}: no such file or directory")
     if not path.name.endswith(ARCHIVE_SUFFIXES):
-        raise StageError(f"params.yaml: data.source {source} is not a directory or a {'/'.join(ARCHIVE_SUFFIXES)} archive")
+        raise StageError(
+            f"params.yaml: data.source {source} is not a directory or a {'/'.join(ARCHIVE_SUFFIXES)} archive"
+        )
     copy_verified(path, folder / path.name, checksum)
     return path.name
 

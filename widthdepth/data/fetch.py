@@ -37,7 +37,7 @@ def checksum_of(path: Path, algorithm: str, *, payload: bool = False, origin: st
     """Hex digest of a file, or of its gunzipped payload; errors name `origin` (default: path)."""
     digest = hashlib.new(algorithm)
     try:
-        with (gzip.open(path) if payload else open(path, "rb")) as stream:
+        with gzip.open(path) if payload else open(path, "rb") as stream:
             while chunk := stream.read(CHUNK):
                 digest.update(chunk)
     except (OSError, EOFError, zlib.error) as err:

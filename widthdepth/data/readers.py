@@ -100,10 +100,14 @@ def iter_members(path: Path) -> Iterator[tuple[str, bytes | None]]:
 def _check_size(path: Path, name: str, size: int, packed: int | None, budget: list[int]) -> None:
     """Refuse a member too large, too compressed, or past the archive's total, before reading it."""
     if size > MAX_MEMBER_BYTES:
-        raise StageError(f"{path}: member {name} unpacks to {size:,} bytes, over the limit of {MAX_MEMBER_BYTES:,} per file")
+        raise StageError(
+            f"{path}: member {name} unpacks to {size:,} bytes, over the limit of {MAX_MEMBER_BYTES:,} per file"
+        )
     if packed is not None and size > RATIO_FLOOR and size > MAX_RATIO * max(packed, 1):
-        raise StageError(f"{path}: member {name} unpacks {size / max(packed, 1):,.0f} times its packed size "
-                         f"({size:,} from {packed:,} bytes), over the limit of {MAX_RATIO}: refused as a decompression bomb")
+        raise StageError(
+            f"{path}: member {name} unpacks {size / max(packed, 1):,.0f} times its packed size "
+            f"({size:,} from {packed:,} bytes), over the limit of {MAX_RATIO}: refused as a decompression bomb"
+        )
     budget[0] -= size
     if budget[0] < 0:
         raise StageError(f"{path}: its files unpack to more than {MAX_TOTAL_BYTES:,} bytes in all (at member {name})")
@@ -185,9 +189,7 @@ def read_cifar10_binary(files: list[Path], classes: list[str]) -> Splits:
 
     train = [decode(name) for name in CIFAR10_TRAIN]
     x_test, y_test = decode("test_batch.bin")
-    return Splits(
-        np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]), x_test, y_test, classes
-    )
+    return Splits(np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]), x_test, y_test, classes)
 
 
 # -- IDX (Fashion-MNIST) -------------------------------------------------------------
@@ -311,8 +313,10 @@ def read_imagefolder(files: list[Path], classes: list[str]) -> Splits:
     count = sum(len(images) for by_class in splits.values() for images in by_class.values())
     decoded = count * first.width * first.height * (3 if first.mode == "RGB" else 1)
     if decoded > MAX_DECODED_BYTES:
-        raise StageError(f"{path}: {count:,} images of {first.width}x{first.height} {first.mode} (like {first_name}) "
-                         f"decode to {decoded:,} bytes, over the limit of {MAX_DECODED_BYTES:,}")
+        raise StageError(
+            f"{path}: {count:,} images of {first.width}x{first.height} {first.mode} (like {first_name}) "
+            f"decode to {decoded:,} bytes, over the limit of {MAX_DECODED_BYTES:,}"
+        )
     members = {split: [m for name in classes for m in splits[split][name]] for split in splits}
     labels = {
         split: np.repeat(np.arange(len(classes), dtype=np.int32), [len(splits[split][name]) for name in classes])

@@ -1,4 +1,5 @@
-"""From decoded images to the prepared dataset: a stratified validation split and the statistics of the training part."""
+"""From decoded images to the prepared dataset: a stratified validation split and the statistics
+of the training part."""
 
 from __future__ import annotations
 
@@ -39,9 +40,9 @@ def stratified_split(labels: np.ndarray, val_count: int, seed: int) -> tuple[np.
     largest_remainders = np.argsort(per_class - quota, kind="stable")[: val_count - per_class.sum()]
     per_class[largest_remainders] += 1
     rng = np.random.default_rng(seed)
-    val = np.sort(np.concatenate([
-        rng.permutation(np.flatnonzero(labels == label))[:k] for label, k in zip(classes, per_class)
-    ]))
+    val = np.sort(
+        np.concatenate([rng.permutation(np.flatnonzero(labels == label))[:k] for label, k in zip(classes, per_class)])
+    )
     return rng.permutation(np.setdiff1d(np.arange(len(labels)), val)), val
 
 
@@ -71,9 +72,12 @@ def prepare_dataset(data: Splits, val_size: Any, seed: Any) -> tuple[dict[str, n
     val_count = validation_count(val_size, len(data.y_train))
     train, val = stratified_split(data.y_train, val_count, check_seed(seed))
     arrays = {
-        "x_train": data.x_train[train], "y_train": data.y_train[train],
-        "x_val": data.x_train[val], "y_val": data.y_train[val],
-        "x_test": data.x_test, "y_test": data.y_test,
+        "x_train": data.x_train[train],
+        "y_train": data.y_train[train],
+        "x_val": data.x_train[val],
+        "y_val": data.y_train[val],
+        "x_test": data.x_test,
+        "y_test": data.y_test,
     }
     mean, std = channel_stats(arrays["x_train"])
     digest = hashlib.sha256()
@@ -86,7 +90,9 @@ def prepare_dataset(data: Splits, val_size: Any, seed: Any) -> tuple[dict[str, n
         "splits": {
             split: {
                 "count": len(arrays[f"y_{split}"]),
-                "per_class": dict(zip(data.classes, np.bincount(arrays[f"y_{split}"], minlength=len(data.classes)).tolist())),
+                "per_class": dict(
+                    zip(data.classes, np.bincount(arrays[f"y_{split}"], minlength=len(data.classes)).tolist())
+                ),
             }
             for split in ("train", "val", "test")
         },

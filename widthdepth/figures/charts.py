@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from widthdepth.figures.grids import pyplot
 from widthdepth.architectures import FAMILIES
+from widthdepth.figures.grids import pyplot
 from widthdepth.study import COSTS, Run, ScalingFit, Sweep, point_cost, seed_groups
 
 
@@ -28,7 +28,9 @@ def plot_sweeps(sweeps: list[Sweep], path: Path) -> None:
         values = sorted({p.value for s in sweeps if s.feature.name == name for p in s.points})
         ax.set_xticks(values, [str(v) for v in values])
         ax.minorticks_off()
-        ax.set_xlabel(f"{name} (" + "; ".join(dict.fromkeys(s.feature.label for s in sweeps if s.feature.name == name)) + ")")
+        ax.set_xlabel(
+            f"{name} (" + "; ".join(dict.fromkeys(s.feature.label for s in sweeps if s.feature.name == name)) + ")"
+        )
         ax.set_ylabel("test accuracy (bars: 95% interval over seeds)")
         ax.set_title(f"Test accuracy against {name}")
         ax.grid(alpha=0.3)
@@ -50,11 +52,21 @@ def plot_cost(runs: list[Run], path: Path) -> None:
     for ax, (key, label) in zip(axes, (("params", "parameters"), ("macs_per_image", "multiply-accumulates per image"))):
         for family in dict.fromkeys(r.family for r in runs):
             members = [r for r in runs if r.family == family]
-            ax.scatter([r.metrics["cost"][key] for r in members], [r.test_accuracy for r in members],
-                       marker=FAMILIES[family].marker, label=family)
+            ax.scatter(
+                [r.metrics["cost"][key] for r in members],
+                [r.test_accuracy for r in members],
+                marker=FAMILIES[family].marker,
+                label=family,
+            )
         for group in seed_groups(runs):  # one label per model, however many seeds
             first = group[0]
-            ax.annotate(first.name, (first.metrics["cost"][key], first.test_accuracy), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            ax.annotate(
+                first.name,
+                (first.metrics["cost"][key], first.test_accuracy),
+                fontsize=6,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(f"{label} (log scale)")
@@ -76,8 +88,14 @@ def plot_epochs(records: list[dict[str, Any]], runs: list[Run], path: Path) -> N
     fig, ax = plt.subplots(figsize=(10, 5.5))
     for i, run in enumerate(runs):
         mine = [r for r in records if r["model"] == run.label]
-        ax.plot([r["epoch"] for r in mine], [r["val_accuracy"] for r in mine], FAMILIES[run.family].line_style,  # colour by model
-                marker=".", color=colors[i % len(colors)], label=f"{run.label} ({run.family})")
+        ax.plot(
+            [r["epoch"] for r in mine],
+            [r["val_accuracy"] for r in mine],
+            FAMILIES[run.family].line_style,  # colour by model
+            marker=".",
+            color=colors[i % len(colors)],
+            label=f"{run.label} ({run.family})",
+        )
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")
@@ -99,7 +117,15 @@ def plot_confusion(records: list[dict[str, str]], classes: list[str], title: str
     fig, ax = plt.subplots(figsize=(1.5 + 0.6 * len(classes), 1 + 0.6 * len(classes)))
     ax.imshow(counts, cmap="Blues")
     for (i, j), count in np.ndenumerate(counts):
-        ax.text(j, i, str(count), ha="center", va="center", fontsize=7, color="white" if count > counts.max() / 2 else "black")
+        ax.text(
+            j,
+            i,
+            str(count),
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if count > counts.max() / 2 else "black",
+        )
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted")
@@ -119,7 +145,11 @@ def plot_scaling(fits: list[ScalingFit], path: Path) -> None:
     for ax, cost in zip(axes[0], costs):
         for fit in (f for f in fits if f.cost == cost):
             x = [point_cost(p, cost) for p in fit.sweep.points]
-            label = f"alpha {fit.alpha.value:.3f}" if fit.check else "fit not cited: its held-out check " + ("failed" if fit.check is False else "is impossible")
+            label = (
+                f"alpha {fit.alpha.value:.3f}"
+                if fit.check
+                else "fit not cited: its held-out check " + ("failed" if fit.check is False else "is impossible")
+            )
             line = ax.plot(x, [1 - p.mean for p in fit.sweep.points], "o", label=f"{fit.sweep.title}: {label}")[0]
             grid = np.geomspace(min(x), max(x), 50)
             ax.plot(grid, [fit.predict(c) for c in grid], "-" if fit.check else ":", color=line.get_color(), alpha=0.6)
@@ -132,7 +162,9 @@ def plot_scaling(fits: list[ScalingFit], path: Path) -> None:
         if fits:
             ax.legend(fontsize=7)
     if not fits:
-        axes[0][0].text(0.5, 0.5, "no width sweep of three or more points", ha="center", va="center", transform=axes[0][0].transAxes)
+        axes[0][0].text(
+            0.5, 0.5, "no width sweep of three or more points", ha="center", va="center", transform=axes[0][0].transAxes
+        )
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -52,19 +52,32 @@ def _fused_call(layer, keras_call):
 
     def call(inputs, training=None, mask=None):
         rank = len(inputs.shape)
-        fusable = (layer.axis in (-1, rank - 1) and 2 <= rank <= 4 and not layer.renorm and not layer.synchronized
-                   and layer.compute_dtype == "float32" and mask is None)
+        fusable = (
+            layer.axis in (-1, rank - 1)
+            and 2 <= rank <= 4
+            and not layer.renorm
+            and not layer.synchronized
+            and layer.compute_dtype == "float32"
+            and mask is None
+        )
         if not (training and layer.trainable and fusable):
             return keras_call(inputs, training=training, mask=mask)
         channels = inputs.shape[-1]
         images = tf.reshape(inputs, [-1, 1, 1, channels]) if rank < 4 else inputs  # the kernel takes NHWC
         outputs, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
-            x=images, scale=layer.gamma if layer.scale else tf.ones([channels]),
-            offset=layer.beta if layer.center else tf.zeros([channels]), mean=tf.constant([], tf.float32),
-            variance=tf.constant([], tf.float32), epsilon=layer.epsilon, exponential_avg_factor=1.0, is_training=True,
+            x=images,
+            scale=layer.gamma if layer.scale else tf.ones([channels]),
+            offset=layer.beta if layer.center else tf.zeros([channels]),
+            mean=tf.constant([], tf.float32),
+            variance=tf.constant([], tf.float32),
+            epsilon=layer.epsilon,
+            exponential_avg_factor=1.0,
+            is_training=True,
         )
         values = tf.cast(tf.size(images) // channels, tf.float32)
-        variance = variance * (values - 1.0) / values  # the kernel returns the unbiased variance; Keras averages the biased one
+        variance = (
+            variance * (values - 1.0) / values
+        )  # the kernel returns the unbiased variance; Keras averages the biased one
         layer.moving_mean.assign(layer.moving_mean * layer.momentum + mean * (1.0 - layer.momentum))
         layer.moving_variance.assign(layer.moving_variance * layer.momentum + variance * (1.0 - layer.momentum))
         return tf.reshape(outputs, tf.shape(inputs)) if rank < 4 else outputs
@@ -88,17 +101,27 @@ def recalibrate(model: keras.Model, images: np.ndarray) -> int:
         axis %= len(layer.input.shape)
         # Each batch's per-channel moments in the backend (the activations never reach NumPy),
         # pooled over the batches here in float64.
-        moments = keras.ops.moments(layer.input, axes=[a for a in range(len(layer.input.shape)) if a != axis], keepdims=True)
+        moments = keras.ops.moments(
+            layer.input, axes=[a for a in range(len(layer.input.shape)) if a != axis], keepdims=True
+        )
         probe = keras.Model(model.inputs, [keras.ops.reshape(m, (1, -1)) for m in moments])
-        per_image = int(np.prod([d for a, d in enumerate(layer.input.shape) if a not in (0, axis)]))  # values of a channel
+        per_image = int(
+            np.prod([d for a, d in enumerate(layer.input.shape) if a not in (0, axis)])
+        )  # values of a channel
         total = total_squares = 0.0
         count = 0
         for start in range(0, len(images), BATCH):
             batch = images[start : start + BATCH]
             mean, variance = (np.asarray(m, dtype=np.float64)[0] for m in probe.predict_on_batch(batch))
             values = len(batch) * per_image
-            total, total_squares, count = total + values * mean, total_squares + values * (variance + mean**2), count + values
+            total, total_squares, count = (
+                total + values * mean,
+                total_squares + values * (variance + mean**2),
+                count + values,
+            )
         mean = total / count
         layer.moving_mean.assign(mean.astype(layer.moving_mean.dtype))
-        layer.moving_variance.assign(np.maximum(total_squares / count - mean**2, 0.0).astype(layer.moving_variance.dtype))
+        layer.moving_variance.assign(
+            np.maximum(total_squares / count - mean**2, 0.0).astype(layer.moving_variance.dtype)
+        )
     return len(layers)

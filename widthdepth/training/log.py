@@ -15,8 +15,13 @@ from typing import Any
 from widthdepth.stage import StageError, read_json, read_yaml
 
 # Keras' epoch logs -> the training log's metric names.
-EPOCH_METRICS = {"loss": "train/loss", "accuracy": "train/accuracy", "val_loss": "val/loss", "val_accuracy": "val/accuracy",
-                 "epoch_seconds": "epoch_seconds"}
+EPOCH_METRICS = {
+    "loss": "train/loss",
+    "accuracy": "train/accuracy",
+    "val_loss": "val/loss",
+    "val_accuracy": "val/accuracy",
+    "epoch_seconds": "epoch_seconds",
+}
 SUMMARY_FILE = "metrics.json"
 PARAMS_FILE = "params.yaml"
 

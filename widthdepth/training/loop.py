@@ -83,8 +83,16 @@ class DivergenceGuard(keras.callbacks.Callback):
         if not math.isfinite(loss) or loss > self.limit:
             self.state.diverged_epoch = self.epoch + 1
             self.model.stop_training = True
-            log.warning("%s diverged in epoch %d, batch %d: training loss %.4g, limit %.3g (%g x ln %d classes)",
-                        self.model.name, self.epoch + 1, batch + 1, loss, self.limit, DIVERGED_LOSS_FACTOR, self.n_classes)
+            log.warning(
+                "%s diverged in epoch %d, batch %d: training loss %.4g, limit %.3g (%g x ln %d classes)",
+                self.model.name,
+                self.epoch + 1,
+                batch + 1,
+                loss,
+                self.limit,
+                DIVERGED_LOSS_FACTOR,
+                self.n_classes,
+            )
 
 
 class LiveLog(keras.callbacks.Callback):
@@ -155,9 +163,21 @@ class EpochProgress(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         seconds = logs["epoch_seconds"]
         left = (self.epochs - epoch - 1) * seconds
-        log.info("%s seed %d epoch %d/%d: loss %.4f acc %.4f | val loss %.4f acc %.4f | %.0f s, %.0f img/s, about %.0f min left",
-                 self.model.name, self.seed, epoch + 1, self.epochs, logs["loss"], logs["accuracy"], logs.get("val_loss", math.nan),
-                 logs.get("val_accuracy", math.nan), seconds, self.images / seconds, left / 60)
+        log.info(
+            "%s seed %d epoch %d/%d: loss %.4f acc %.4f | val loss %.4f acc %.4f | "
+            "%.0f s, %.0f img/s, about %.0f min left",
+            self.model.name,
+            self.seed,
+            epoch + 1,
+            self.epochs,
+            logs["loss"],
+            logs["accuracy"],
+            logs.get("val_loss", math.nan),
+            logs.get("val_accuracy", math.nan),
+            seconds,
+            self.images / seconds,
+            left / 60,
+        )
 
 
 def load_checkpoint(folder: Path, fingerprint: str) -> tuple[keras.Model, RunState] | None:
@@ -177,12 +197,19 @@ def load_checkpoint(folder: Path, fingerprint: str) -> tuple[keras.Model, RunSta
         for variable, value in zip(seed_states(model), state.seed_states, strict=True):
             variable.assign(np.array(value, dtype=variable.dtype))
     except Exception as err:  # Keras raises many kinds on a damaged .keras file
-        aside = folder.parents[1] / ".unreadable" / folder.parent.name / folder.name  # kept when the stage clears its own
+        aside = (
+            folder.parents[1] / ".unreadable" / folder.parent.name / folder.name
+        )  # kept when the stage clears its own
         shutil.rmtree(aside, ignore_errors=True)
         aside.parent.mkdir(parents=True, exist_ok=True)
         folder.rename(aside)
-        log.warning("checkpoint %s cannot be read (%s: %s); set aside as %s, training starts over",
-                    folder, type(err).__name__, str(err).splitlines()[0] if str(err) else "", aside)
+        log.warning(
+            "checkpoint %s cannot be read (%s: %s); set aside as %s, training starts over",
+            folder,
+            type(err).__name__,
+            str(err).splitlines()[0] if str(err) else "",
+            aside,
+        )
         return None
     fuse(model)  # after the try: a failure here is not an unreadable checkpoint
     return model, state
@@ -193,8 +220,16 @@ def epoch_order(seed: int, epoch: int, count: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(count)
 
 
-def fit(model: keras.Model, state: RunState, recipe: dict[str, Any], seed: int, train: tuple, val: tuple,
-        checkpoint: Path, live) -> RunState:
+def fit(
+    model: keras.Model,
+    state: RunState,
+    recipe: dict[str, Any],
+    seed: int,
+    train: tuple,
+    val: tuple,
+    checkpoint: Path,
+    live,
+) -> RunState:
     """Train from `state.epoch` to the recipe's last epoch, or until the run diverges.
 
     One `model.fit` call per epoch, each on that epoch's order of the training set (flipped
@@ -204,8 +239,13 @@ def fit(model: keras.Model, state: RunState, recipe: dict[str, Any], seed: int, 
     live_log = LiveLog(live)
     for record in state.history:  # a resumed run rewrites the whole log
         live_log.write(record)
-    callbacks = [EpochTimer(), DivergenceGuard(y_train.shape[1], state), live_log, Checkpoint(checkpoint, state),
-                 EpochProgress(recipe["epochs"], len(x_train), seed)]
+    callbacks = [
+        EpochTimer(),
+        DivergenceGuard(y_train.shape[1], state),
+        live_log,
+        Checkpoint(checkpoint, state),
+        EpochProgress(recipe["epochs"], len(x_train), seed),
+    ]
     validation = runtime.batches(x_val, y_val, max(256, recipe["batch_size"]))
     for epoch in range(state.epoch, recipe["epochs"]):
         if state.diverged_epoch is not None:
@@ -216,26 +256,48 @@ def fit(model: keras.Model, state: RunState, recipe: dict[str, Any], seed: int, 
             shift = round(recipe["translate"] * min(images.shape[1:3]))
             images = augment_epoch(images, seed, epoch, recipe["flip"], shift)
         model.fit(
-            runtime.batches(images, y_train[order], recipe["batch_size"]), initial_epoch=epoch, epochs=epoch + 1,
-            shuffle=False, validation_data=validation, callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 0,  # the bar goes to stdout
+            runtime.batches(images, y_train[order], recipe["batch_size"]),
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            shuffle=False,
+            validation_data=validation,
+            callbacks=callbacks,
+            verbose=1 if sys.stdout.isatty() else 0,  # the bar goes to stdout
         )
     return state
 
 
-def run_fingerprint(declaration: dict[str, Any], seed: int, recipe: dict[str, Any], info: dict[str, Any],
-                    settings: dict[str, str]) -> str:
+def run_fingerprint(
+    declaration: dict[str, Any], seed: int, recipe: dict[str, Any], info: dict[str, Any], settings: dict[str, str]
+) -> str:
     """What a checkpoint must match to be resumed: params, seed, data, runtime and the training code."""
-    key = [declaration, seed, recipe, info["sha256"], settings, keras.__version__, provenance.source_digest("stages.train")]
+    key = [
+        declaration,
+        seed,
+        recipe,
+        info["sha256"],
+        settings,
+        keras.__version__,
+        provenance.source_digest("stages.train"),
+    ]
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
-def train(name: str, declaration: dict[str, Any], recipe: dict[str, Any], seed: int, data: Path, info: dict[str, Any],
-          checkpoint: Path, model_path: Path, live_folder: Path) -> RunState:
+def train(
+    name: str,
+    declaration: dict[str, Any],
+    recipe: dict[str, Any],
+    seed: int,
+    data: Path,
+    info: dict[str, Any],
+    checkpoint: Path,
+    model_path: Path,
+    live_folder: Path,
+) -> RunState:
     """Train one seed of `models.<name>` on the prepared data in `data` (described by `info`),
     resuming from `checkpoint` when it holds this very run; save the model to `model_path` and
     the training log to `live_folder`."""
     from dvclive import Live
-
     from widthdepth.training.recipes import compiled_model
 
     x_train, y_train = np.load(data / "x_train.npy"), np.load(data / "y_train.npy")
@@ -247,12 +309,18 @@ def train(name: str, declaration: dict[str, Any], recipe: dict[str, Any], seed: 
         model, state = resumed
         log.info("%s seed %d: resuming after epoch %d from %s", name, seed, state.epoch, checkpoint)
     else:
-        model = compiled_model(name, declaration, recipe, info, math.ceil(len(x_train) / recipe["batch_size"]), seed, x_train)
+        model = compiled_model(
+            name, declaration, recipe, info, math.ceil(len(x_train) / recipe["batch_size"]), seed, x_train
+        )
         state = RunState(fingerprint)
 
-    onehot = lambda y: keras.utils.to_categorical(y, len(info["classes"]))  # label smoothing needs one-hot targets
+    def onehot(y: np.ndarray) -> np.ndarray:  # label smoothing needs one-hot targets
+        return keras.utils.to_categorical(y, len(info["classes"]))
+
     with Live(str(live_folder), dvcyaml=False, save_dvc_exp=False) as live:
-        live.log_params({"model": declaration, "seed": seed, "recipe": recipe, "runtime": settings, "machine": runtime.machine()})
+        live.log_params(
+            {"model": declaration, "seed": seed, "recipe": recipe, "runtime": settings, "machine": runtime.machine()}
+        )
         state = fit(model, state, recipe, seed, (x_train, onehot(y_train)), (x_val, onehot(y_val)), checkpoint, live)
         recalibrated = 0
         if recipe["recalibrate_batch_norm"] and state.diverged_epoch is None:

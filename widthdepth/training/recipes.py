@@ -35,13 +35,25 @@ RECIPE_KEYS: dict[str, tuple[type, Any, str]] = {
     "warmup_epochs": (int, lambda v: v >= 0, "an integer of at least 0, at most epochs"),
     "schedule": (str, lambda v: v in ("constant", "cosine"), "constant or cosine (after the warm-up)"),
     "label_smoothing": (float, lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "inputs": (str, lambda v: v in ("unit", "standardize"), "unit (x / 255) or standardize ((x - mean) / std of the training part)"),
+    "inputs": (
+        str,
+        lambda v: v in ("unit", "standardize"),
+        "unit (x / 255) or standardize ((x - mean) / std of the training part)",
+    ),
     "flip": (bool, lambda v: True, "true or false (random horizontal flips)"),
     "translate": (float, lambda v: 0 <= v <= 0.5, "a number in [0, 0.5] (random shifts, a fraction of the image size)"),
-    "augment": (str, lambda v: v in ("data", "layers"), "data (flips and whole-pixel shifts of the uint8 batches, outside "
-                "the gradient graph) or layers (Keras RandomFlip and RandomTranslation inside the model)"),
-    "recalibrate_batch_norm": (bool, lambda v: True, "true or false (after training, set the batch-norm statistics to those "
-                               "of 8,192 training images in inference mode: widthdepth.training.batchnorm)"),
+    "augment": (
+        str,
+        lambda v: v in ("data", "layers"),
+        "data (flips and whole-pixel shifts of the uint8 batches, outside "
+        "the gradient graph) or layers (Keras RandomFlip and RandomTranslation inside the model)",
+    ),
+    "recalibrate_batch_norm": (
+        bool,
+        lambda v: True,
+        "true or false (after training, set the batch-norm statistics to those "
+        "of 8,192 training images in inference mode: widthdepth.training.batchnorm)",
+    ),
 }
 # Most seeds one model may declare: each is a training run.
 MAX_SEEDS = 16
@@ -65,7 +77,10 @@ def check_recipe(name: str, recipe: Any) -> None:
         if not _of_type(value, kind) or not valid(value):
             raise StageError(f"params.yaml: recipes.{name}.{key} must be {expected}, not {value!r}")
     if recipe["warmup_epochs"] > recipe["epochs"]:
-        raise StageError(f"params.yaml: recipes.{name}.warmup_epochs must be at most its epochs ({recipe['epochs']}), not {recipe['warmup_epochs']}")
+        raise StageError(
+            f"params.yaml: recipes.{name}.warmup_epochs must be at most its epochs ({recipe['epochs']}), "
+            f"not {recipe['warmup_epochs']}"
+        )
 
 
 def check_declarations(models: Any, recipes: Any, input_shape: tuple[int, int, int]) -> None:
@@ -83,12 +98,16 @@ def check_declarations(models: Any, recipes: Any, input_shape: tuple[int, int, i
     for name, spec in models.items():
         check_spec(name, spec, input_shape)
         if not isinstance(spec.get("recipe"), str) or spec["recipe"] not in recipes:
-            raise StageError(f"params.yaml: models.{name}.recipe is {spec.get('recipe')!r}; expected one of {', '.join(recipes)}")
+            raise StageError(
+                f"params.yaml: models.{name}.recipe is {spec.get('recipe')!r}; expected one of {', '.join(recipes)}"
+            )
         seed, seeds = spec.get("seed", 0), spec.get("seeds", 1)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise StageError(f"params.yaml: models.{name}.seed must be a non-negative integer, not {seed!r}")
         if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
-            raise StageError(f"params.yaml: models.{name}.seeds must be a number of seeds from 1 to {MAX_SEEDS}, not {seeds!r}")
+            raise StageError(
+                f"params.yaml: models.{name}.seeds must be a number of seeds from 1 to {MAX_SEEDS}, not {seeds!r}"
+            )
 
 
 def seeds_of(declaration: dict[str, Any]) -> list[int]:
@@ -110,7 +129,9 @@ def memory_limit() -> int:
     return int(MEMORY_FRACTION * psutil.virtual_memory().available)
 
 
-def check_memory(name: str, declaration: dict[str, Any], recipe: dict[str, Any], info: dict[str, Any], runs: int = 1) -> int:
+def check_memory(
+    name: str, declaration: dict[str, Any], recipe: dict[str, Any], info: dict[str, Any], runs: int = 1
+) -> int:
     """Refuse a model whose estimated training memory at its batch size, times the `runs` (seeds)
     that train at once, exceeds `memory_limit()`; return the estimate in bytes. Counted from the
     declaration, before anything is allocated."""
@@ -121,9 +142,10 @@ def check_memory(name: str, declaration: dict[str, Any], recipe: dict[str, Any],
     limit = memory_limit()
     if needed > limit:
         raise StageError(
-            f"params.yaml: models.{name}.{FAMILIES[spec['family']].width_knob} makes a model too large to train here: an estimated "
-            f"{needed / 2**30:.1f} GiB ({params:,} parameters, {activations:,} activation values per image at "
-            f"recipes.{declaration['recipe']}.batch_size {batch}{f', {runs} seeds at once' if runs > 1 else ''}), over the limit of {limit / 2**30:.1f} GiB "
+            f"params.yaml: models.{name}.{FAMILIES[spec['family']].width_knob} makes a model too large to train "
+            f"here: an estimated {needed / 2**30:.1f} GiB ({params:,} parameters, {activations:,} activation values "
+            f"per image at recipes.{declaration['recipe']}.batch_size {batch}"
+            f"{f', {runs} seeds at once' if runs > 1 else ''}), over the limit of {limit / 2**30:.1f} GiB "
             f"({MEMORY_FRACTION:.0%} of the available memory; set {MEMORY_LIMIT_VARIABLE} to change it)"
         )
     return needed
@@ -144,7 +166,9 @@ def preprocessing(recipe: dict[str, Any], info: dict[str, Any], seed: int) -> li
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed, name="random_flip"))
     if recipe["translate"]:
         t = recipe["translate"]
-        layers.append(keras.layers.RandomTranslation(t, t, fill_mode="reflect", seed=seed + 1, name="random_translation"))
+        layers.append(
+            keras.layers.RandomTranslation(t, t, fill_mode="reflect", seed=seed + 1, name="random_translation")
+        )
     return layers
 
 
@@ -158,20 +182,32 @@ def optimizer(recipe: dict[str, Any], steps_per_epoch: int):
         # "constant" after a warm-up: a cosine too long to bend.
         decay = recipe["epochs"] * steps_per_epoch - warmup if recipe["schedule"] == "cosine" else 10**12
         learning_rate = keras.optimizers.schedules.CosineDecay(
-            0.0 if warmup else learning_rate, max(decay, 1), warmup_target=learning_rate if warmup else None, warmup_steps=warmup
+            0.0 if warmup else learning_rate,
+            max(decay, 1),
+            warmup_target=learning_rate if warmup else None,
+            warmup_steps=warmup,
         )
     weight_decay = recipe["weight_decay"]
     if recipe["optimizer"] == "adamw":
         return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
     momentum = recipe["momentum"]
-    return keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay or None)
+    return keras.optimizers.SGD(
+        learning_rate, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay or None
+    )
 
 
 def compiled_model(
-    name: str, declaration: dict[str, Any], recipe: dict[str, Any], info: dict[str, Any], steps_per_epoch: int,
-    seed: int | None = None, images: np.ndarray | None = None, **compile_args: Any
+    name: str,
+    declaration: dict[str, Any],
+    recipe: dict[str, Any],
+    info: dict[str, Any],
+    steps_per_epoch: int,
+    seed: int | None = None,
+    images: np.ndarray | None = None,
+    **compile_args: Any,
 ):
-    """The model of `models.<name>`, seeded (by default with its first seed), built and compiled for its recipe: ready to fit.
+    """The model of `models.<name>`, seeded (by default with its first seed), built and compiled for
+    its recipe: ready to fit.
 
     A family that starts from the data (`Family.initialize`) is initialized from `images`, the
     raw training images; without them (the speed benchmarks) it keeps its random start."""

@@ -38,8 +38,18 @@ def workers_for(seeds: list[int], cores: int | None = None) -> tuple[int, int]:
     return workers, max(1, cores // workers)
 
 
-def train_seeds(name: str, declaration: dict[str, Any], recipe: dict[str, Any], seeds: list[int], data: Path,
-                info: dict[str, Any], backend: str, checkpoints: Path, models: Path, live: Path) -> None:
+def train_seeds(
+    name: str,
+    declaration: dict[str, Any],
+    recipe: dict[str, Any],
+    seeds: list[int],
+    data: Path,
+    info: dict[str, Any],
+    backend: str,
+    checkpoints: Path,
+    models: Path,
+    live: Path,
+) -> None:
     """Train every seed of `models.<name>` into the folders `models` and `live`."""
     workers, threads = workers_for(seeds)
     jobs = [(name, declaration, recipe, seed, data, info, checkpoints, models, live) for seed in seeds]
@@ -50,7 +60,9 @@ def train_seeds(name: str, declaration: dict[str, Any], recipe: dict[str, Any], 
         return
     log.info("%s: %d seeds at once, %d thread%s each", name, len(seeds), threads, "s" * (threads > 1))
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: the backend and threads are set before Keras
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(backend, threads)) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(backend, threads)
+    ) as pool:
         for future in [pool.submit(_train_one, *job) for job in jobs]:
             future.result()  # the first failure, with its message
 
@@ -62,9 +74,20 @@ def _start_worker(backend: str, threads: int) -> None:
     runtime.configure(backend, threads)
 
 
-def _train_one(name: str, declaration: dict[str, Any], recipe: dict[str, Any], seed: int, data: Path, info: dict[str, Any],
-               checkpoints: Path, models: Path, live: Path) -> None:
+def _train_one(
+    name: str,
+    declaration: dict[str, Any],
+    recipe: dict[str, Any],
+    seed: int,
+    data: Path,
+    info: dict[str, Any],
+    checkpoints: Path,
+    models: Path,
+    live: Path,
+) -> None:
     from widthdepth.training.loop import train
 
     model_file, live_folder = seed_paths(seed)
-    train(name, declaration, recipe, seed, data, info, checkpoints / live_folder, models / model_file, live / live_folder)
+    train(
+        name, declaration, recipe, seed, data, info, checkpoints / live_folder, models / model_file, live / live_folder
+    )
