@@ -9,14 +9,12 @@ dvc.yaml); the report draws the sample images that git keeps.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
-import numpy as np
-
 from widthdepth.data.readers import read_dataset
 from widthdepth.data.split import prepare_dataset
+from widthdepth.layout import SPLITS, save_prepared
 from widthdepth.stage import atomic_path, load_params, run
 
 log = logging.getLogger("prepare")
@@ -28,13 +26,10 @@ def main() -> None:
     parser.add_argument("out", type=Path, help="folder for the arrays and dataset.json")
     args = parser.parse_args()
     params = load_params("prepare")
-    arrays, info = prepare_dataset(read_dataset(args.raw), params.get("val_size"), params.get("seed"))
-
+    splits, info = prepare_dataset(read_dataset(args.raw), params.get("val_size"), params.get("seed"))
     with atomic_path(args.out, directory=True) as folder:
-        for name, array in arrays.items():
-            np.save(folder / f"{name}.npy", array)
-        (folder / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
-    counts = {split: info["splits"][split]["count"] for split in ("train", "val", "test")}
+        save_prepared(folder, splits, info)
+    counts = {split: info["splits"][split]["count"] for split in SPLITS}
     log.info(
         "%s: %d train, %d val, %d test images of shape %s; mean %s, std %s",
         info["dataset"],

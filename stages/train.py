@@ -18,14 +18,12 @@ import logging
 import shutil
 from pathlib import Path
 
-from widthdepth import runtime
-from widthdepth.stage import StageError, atomic_path, load_params, read_json, run, stage_item
+from widthdepth import layout, runtime
+from widthdepth.stage import StageError, atomic_path, load_params, run, stage_item
 from widthdepth.training.recipes import check_declarations, check_memory, seeds_of
-from widthdepth.training.seeds import train_seeds, workers_for
+from widthdepth.training.seeds import seed_runs, train_seeds, workers_for
 
 log = logging.getLogger("train")
-
-CHECKPOINTS = Path("checkpoints")
 
 
 def main() -> None:
@@ -37,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     name = stage_item(args.model)
     models, recipes, backend = load_params("models"), load_params("recipes"), load_params("train").get("backend")
-    info = read_json(args.data / "dataset.json")
+    info = layout.read_info(args.data)
     check_declarations(models, recipes, tuple(info["image_shape"]))  # a bad declaration stops every model's run
     if name not in models:
         raise StageError(f"params.yaml: models.{name} is not declared")
@@ -52,10 +50,8 @@ def main() -> None:
         atomic_path(args.models / name, directory=True) as models_tmp,
         atomic_path(args.live / name, directory=True) as live_tmp,
     ):
-        train_seeds(
-            name, declaration, recipe, seeds, args.data, info, backend, CHECKPOINTS / name, models_tmp, live_tmp
-        )
-    shutil.rmtree(CHECKPOINTS / name, ignore_errors=True)
+        train_seeds(seed_runs(name, declaration, recipe, seeds, args.data, info, models_tmp, live_tmp), backend)
+    shutil.rmtree(layout.checkpoint_folder(name), ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import struct
 import tarfile
 import zipfile
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from widthdepth import layout
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -120,9 +121,10 @@ def write_prepared(folder: Path, shape=(32, 32, 3), n_classes: int = 3, n_train:
     """What the prepare stage writes, for random images: arrays and dataset.json."""
     folder.mkdir(parents=True, exist_ok=True)
     classes = [f"class{i}" for i in range(n_classes)]
-    for split, n, seed in (("train", n_train, 0), ("val", n_val, 1), ("test", n_val, 2)):
-        np.save(folder / f"x_{split}.npy", random_images(n, shape, seed))
-        np.save(folder / f"y_{split}.npy", balanced_labels(n, n_classes, seed))
+    splits = {
+        split: (random_images(n, shape, seed), balanced_labels(n, n_classes, seed))
+        for split, n, seed in (("train", n_train, 0), ("val", n_val, 1), ("test", n_val, 2))
+    }
     info = {
         "dataset": "synthetic",
         "classes": classes,
@@ -131,5 +133,5 @@ def write_prepared(folder: Path, shape=(32, 32, 3), n_classes: int = 3, n_train:
         "std": [73.9] * shape[-1],
         "sha256": f"synthetic-{n_train}-{shape}",
     }
-    (folder / "dataset.json").write_text(json.dumps(info))
+    layout.save_prepared(folder, splits, info)
     return info

@@ -46,7 +46,7 @@ def test_metrics_confusion_and_grid(workdir: Path) -> None:
     builders.write_prepared(workdir / "data", shape=(16, 16, 3), n_train=60, n_val=30)
     write_params()
     run_stage("train", "--model", "tiny_alex", "data", "models", "dvclive")
-    run_stage("evaluate", "--model", "tiny_alex", "data", "models", "dvclive", "metrics", "plots")
+    run_stage("evaluate", "--model", "tiny_alex", "data", "models", "dvclive", "metrics", "runs", "plots")
     metrics = json.loads(Path("metrics/tiny_alex/seed_0.json").read_text())
     assert flat_keys(metrics) == readme_metric_keys(["class0", "class1", "class2"])
     records = json.loads(Path("plots/confusion/tiny_alex.json").read_text())
@@ -69,7 +69,7 @@ def test_every_split_is_scored_by_one_function(workdir: Path) -> None:
         Path(f"data/{kind}_val.npy").write_bytes(Path(f"data/{kind}_test.npy").read_bytes())
     write_params()
     run_stage("train", "--model", "tiny_alex", "data", "models", "dvclive")
-    run_stage("evaluate", "--model", "tiny_alex", "data", "models", "dvclive", "metrics", "plots")
+    run_stage("evaluate", "--model", "tiny_alex", "data", "models", "dvclive", "metrics", "runs", "plots")
     metrics = json.loads(Path("metrics/tiny_alex/seed_0.json").read_text())
     assert metrics["val"] == metrics["test"] and metrics["diverged"] is False
 

@@ -316,7 +316,7 @@ def test_a_report_of_no_models_says_so(workdir: Path) -> None:
     from widthdepth.report import load_runs
 
     with pytest.raises(StageError, match=r"^params.yaml: models declares no model, so there is nothing to report$"):
-        load_runs({}, (8, 8, 3), workdir / "metrics", workdir / "dvclive")
+        load_runs({}, (8, 8, 3), workdir / "metrics", workdir / "runs")
 
 
 def test_evaluating_a_truncated_model_says_it_is_damaged(workdir: Path) -> None:
@@ -330,8 +330,8 @@ def test_evaluating_a_truncated_model_says_it_is_damaged(workdir: Path) -> None:
         match=r"^models/tiny_mlp/seed_0.keras cannot be loaded, it is damaged or not a .keras model \(\w+\); "
         r"rerun `dvc repro train@tiny_mlp` or `dvc checkout models/tiny_mlp`$",
     ):
-        run_stage("evaluate", "--model", "tiny_mlp", "data", "models", "dvclive", "metrics", "plots")
-    assert not Path("metrics/tiny_mlp").exists() and not Path("plots").exists()
+        run_stage("evaluate", "--model", "tiny_mlp", "data", "models", "dvclive", "metrics", "runs", "plots")
+    assert not any(Path(p).exists() for p in ("metrics/tiny_mlp", "runs/tiny_mlp", "plots"))
 
 
 def test_a_backend_that_is_not_installed_is_named(monkeypatch: pytest.MonkeyPatch) -> None:

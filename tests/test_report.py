@@ -183,7 +183,7 @@ def write_results(
     recipe_changes: dict[str, dict] | None = None,
     notebook: dict[str, float] | None = None,
 ) -> None:
-    """metrics/, dvclive/ and plots/confusion/ as evaluate and train write them, and params.yaml;
+    """metrics/, runs/ and plots/confusion/ as evaluate writes them, and params.yaml;
     `diverged`: model -> epoch.
     A model that declares `seeds` takes a list of test accuracies, one per seed."""
     diverged, recipe_changes, notebook = diverged or {}, recipe_changes or {}, notebook or {}
@@ -194,20 +194,14 @@ def write_results(
             (folder / "metrics" / name).mkdir(parents=True, exist_ok=True)
             metrics = fake_metrics(test_accuracy, 100 * (i + 1), val[name], diverged.get(name, 0))
             (folder / "metrics" / name / f"seed_{seed}.json").write_text(json.dumps(metrics))
-            for split in ("train", "val"):
-                logs = folder / "dvclive" / name / f"seed_{seed}" / "plots" / "metrics" / split
-                logs.mkdir(parents=True)
-                (logs / "accuracy.tsv").write_text(
-                    "step\taccuracy\n0\t0.3\n1\t0.4\n2\t0.45\n"
-                    if name not in diverged
-                    else "step\taccuracy\n0\t0.3\n1\tnan\n"
-                )
-                (logs / "loss.tsv").write_text(
-                    "step\tloss\n0\t2.1\n1\t1.5\n2\t1.2\n" if name not in diverged else "step\tloss\n0\t2.1\n1\tnan\n"
-                )
-            (folder / "dvclive" / name / f"seed_{seed}" / "params.yaml").write_text(
-                "machine: Test CPU, AVX2, 2 cores\n"
-            )
+            curve = [0.3, 0.4, 0.45] if name not in diverged else [0.3, None]
+            loss = [2.1, 1.5, 1.2] if name not in diverged else [2.1, None]
+            record = {
+                "machine": "Test CPU, AVX2, 2 cores",
+                "curves": {"train_accuracy": curve, "val_accuracy": curve, "train_loss": loss, "val_loss": loss},
+            }
+            (folder / "runs" / name).mkdir(parents=True, exist_ok=True)
+            (folder / "runs" / name / f"seed_{seed}.json").write_text(json.dumps(record))
         records = [{"actual": CLASSES[i % 2], "predicted": CLASSES[(i // 3) % 2]} for i in range(6)]
         (folder / "plots" / "confusion").mkdir(parents=True, exist_ok=True)
         (folder / "plots" / "confusion" / f"{name}.json").write_text(json.dumps(records))
@@ -245,7 +239,7 @@ def write_results(
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-REPORT_ARGS = ("data", "metrics", "dvclive", "plots/confusion", "report")
+REPORT_ARGS = ("data", "metrics", "runs", "plots/confusion", "report")
 
 
 def test_report_writes_table_plots_and_conclusion(workdir: Path) -> None:
@@ -424,7 +418,7 @@ def test_report_sections_name_the_regime_budget_and_the_notebook(workdir: Path) 
     text = Path("report/report.md").read_text()
     assert "- Data: imagefolder from insects.zip, 40 training, 10 validation and 6 test images of 32x32x3." in text
     assert "- Recipe `sweep` (4 models, seeds 0, 1): 3 epochs at batch 8" in text and "no augmentation." in text
-    assert "- Machine (from the training logs): Test CPU, AVX2, 2 cores." in text
+    assert "- Machines (from the training logs): Test CPU, AVX2, 2 cores (6 runs)." in text
     assert "| w16, w16_seed1 | 3 | 0.6100 ± 0.1271 | w16_2x | 6 | 0.7100 | +0.1000 | no interval (one seed) |" in text
     assert "| alexnet width (sweep recipe, 3 convolution layers) | parameters |" in text
     assert "| seed_dense | 0.469 | 0.4500 | 0.4500 (epoch 3) | 0.4500 | 1 |  |" in text

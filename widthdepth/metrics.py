@@ -34,6 +34,11 @@ def split_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, fl
     return {"loss": round(loss, 4) if finite else None, "accuracy": round(accuracy, 4) if finite else None}
 
 
+def confusion_records(actual: np.ndarray, predicted: np.ndarray, classes: list[str]) -> list[dict[str, str]]:
+    """One {actual, predicted} record per image, by class name: what DVC's `confusion` template reads."""
+    return [{"actual": classes[a], "predicted": classes[p]} for a, p in zip(actual, predicted, strict=True)]
+
+
 def weight_layers(model) -> int:
     """Convolution and dense layers: the layers counted in a network's depth."""
     import keras

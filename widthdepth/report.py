@@ -12,11 +12,13 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from widthdepth import layout
 from widthdepth.architectures import check_spec
 from widthdepth.figures.charts import plot_confusion, plot_cost, plot_epochs, plot_scaling, plot_sweeps
 from widthdepth.figures.grids import save_image_grid
@@ -33,7 +35,6 @@ from widthdepth.study import (
     seed_groups,
     test_estimate,
 )
-from widthdepth.training.log import read_curve, read_logged_params
 from widthdepth.training.recipes import seeds_of
 
 # summary.csv: every model, every number of its metrics the report uses.
@@ -81,9 +82,10 @@ CURVES = [f"{split}_{metric}" for split in ("train", "val") for metric in ("accu
 
 
 def load_runs(
-    models: dict[str, Any], input_shape: tuple[int, int, int], metrics_dir: Path, live_dir: Path, val_images: int = 0
+    models: dict[str, Any], input_shape: tuple[int, int, int], metrics_dir: Path, runs_dir: Path, val_images: int = 0
 ) -> list[Run]:
-    """Every declared model with its metrics and its per-epoch curves; a StageError names a missing file or key."""
+    """Every declared model with its metrics and its run record (machine, per-epoch curves), both
+    written by `evaluate` and kept in git; a StageError names a missing file or key."""
     if not models:
         raise StageError("params.yaml: models declares no model, so there is nothing to report")
     runs = []
@@ -91,7 +93,7 @@ def load_runs(
         check_name("models", name)
         spec = check_spec(name, declared, input_shape)
         for seed in seeds_of(declared):
-            path = metrics_dir / name / f"seed_{seed}.json"
+            path = layout.seed_json(metrics_dir / name, seed)
             metrics = read_json(path)
             for section, keys in METRIC_KEYS.items():
                 if not isinstance(metrics.get(section), dict) or not keys <= set(metrics[section]):
@@ -102,8 +104,14 @@ def load_runs(
                 if key not in metrics:
                     raise StageError(f"{path}: '{key}' is missing; rerun its evaluate stage")
             run = make_run(name, declared, spec, metrics, seed)
-            logs = {curve: read_curve(live_dir / name / f"seed_{seed}", curve.replace("_", "/", 1)) for curve in CURVES}
-            run.curves = {curve: [logs[curve][step] for step in sorted(logs[curve])] for curve in CURVES}
+            record_path = layout.seed_json(runs_dir / name, seed)
+            record = read_json(record_path)
+            try:
+                curves = {curve: record["curves"][curve] for curve in CURVES}
+                run.machine = record["machine"] or ""
+            except (KeyError, TypeError) as err:
+                raise StageError(f"{record_path}: {err} is missing; rerun its evaluate stage") from err
+            run.curves = {curve: [math.nan if v is None else v for v in values] for curve, values in curves.items()}
             run.val_images = val_images
             runs.append(run)
     return runs
@@ -511,18 +519,18 @@ def regime(
             f"{r['weight_decay']:g}), {r['schedule']} schedule{warmup}, "
             f"label smoothing {r['label_smoothing']:g}, {augment}."
         )
-    lines.append(f"- Machine (from the training logs): {'; '.join(sorted(set(machines))) or 'not recorded'}.")
+    lines.append(f"- Machines (from the training logs): {'; '.join(machines)}.")
     return lines
 
 
-def machines(runs: list[Run], live_dir: Path) -> list[str]:
-    """The machines the runs trained on, as their training logs recorded them."""
-    found = []
-    for run in runs:
-        logged = read_logged_params(live_dir / run.name / f"seed_{run.seed}")
-        if isinstance(logged, dict) and isinstance(logged.get("machine"), str):
-            found.append(logged["machine"])
-    return found
+def machines(runs: list[Run]) -> list[str]:
+    """Each machine that trained runs, with how many; then each model whose seeds trained on different machines."""
+    lines = [f"{machine or 'not recorded'} ({count} run{'s' * (count > 1)})" for machine, count in
+             sorted(Counter(run.machine for run in runs).items())]  # fmt: skip
+    for group in seed_groups(runs):
+        if len({run.machine for run in group}) > 1:
+            lines.append(f"{group[0].name}'s seeds trained on different machines")
+    return lines
 
 
 def check_report_params(report: dict[str, Any]) -> float:
@@ -547,7 +555,6 @@ def write_report(
     info: dict[str, Any],
     params: dict[str, Any],
     a: Analysis,
-    live_dir: Path,
     confusion_dir: Path,
     samples: tuple[np.ndarray, np.ndarray],
 ) -> None:
@@ -555,9 +562,8 @@ def write_report(
 
     `params` holds the params.yaml sections `data`, `recipes` and `report` (the notebook's reference numbers);
     `samples` some training images and their labels, to show what the data looks like."""
-    confusion = read_json(
-        confusion_dir / f"{a.best[0].name}.json"
-    )  # evaluate's confusion records are of a model's first seed
+    # evaluate's confusion records are of a model's first seed
+    confusion = read_json(confusion_dir / f"{a.best[0].name}.json")
     epochs = epoch_records(a.runs)
     rows = [summary_row(run) for run in a.runs]
     cost = [
@@ -567,7 +573,7 @@ def write_report(
     ]
     sections = {
         "The answer": answer_section(a, info["splits"]["test"]["count"]),
-        "Regime": regime(info, params["data"], params["recipes"], a.runs, machines(a.runs, live_dir)),
+        "Regime": regime(info, params["data"], params["recipes"], a.runs, machines(a.runs)),
         "Sweeps": sweep_tables(a),
         "Width or depth at equal cost": matched_cost_section(a),
         "Scaling with width": scaling_section(a),

@@ -167,11 +167,11 @@ class Run:
     name: str
     declaration: dict[str, Any]  # as in params.yaml, with the family's defaults filled in
     spec: dict[str, Any]  # checked and expanded (architectures.check_spec)
-    metrics: dict[str, Any]  # metrics/<name>.json
-    curves: dict[str, list[float]] = field(
-        default_factory=dict
-    )  # per-epoch train_accuracy, val_accuracy, ... (the training log)
+    metrics: dict[str, Any]  # metrics/<name>/seed_<k>.json
+    # per-epoch train_accuracy, val_accuracy, ... (runs/<name>/seed_<k>.json, copied from the training log)
+    curves: dict[str, list[float]] = field(default_factory=dict)
     val_images: int = 0  # how many images its validation accuracy is measured on
+    machine: str = ""  # the machine it trained on, as its training log recorded it
 
     @property
     def family(self) -> str:

@@ -67,21 +67,20 @@ def check_seed(seed: Any) -> int:
     return seed
 
 
-def prepare_dataset(data: Splits, val_size: Any, seed: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The arrays x_/y_ of train, val and test, and dataset.json: classes, shapes, counts, stats, checksum."""
+def prepare_dataset(
+    data: Splits, val_size: Any, seed: Any
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, Any]]:
+    """The images and labels of train, val and test, and dataset.json: classes, shapes, counts, stats, checksum."""
     val_count = validation_count(val_size, len(data.y_train))
     train, val = stratified_split(data.y_train, val_count, check_seed(seed))
-    arrays = {
-        "x_train": data.x_train[train],
-        "y_train": data.y_train[train],
-        "x_val": data.x_train[val],
-        "y_val": data.y_train[val],
-        "x_test": data.x_test,
-        "y_test": data.y_test,
+    splits = {
+        "train": (data.x_train[train], data.y_train[train]),
+        "val": (data.x_train[val], data.y_train[val]),
+        "test": (data.x_test, data.y_test),
     }
-    mean, std = channel_stats(arrays["x_train"])
+    mean, std = channel_stats(splits["train"][0])
     digest = hashlib.sha256()
-    for array in arrays.values():
+    for array in (array for pair in splits.values() for array in pair):  # x_train, y_train, x_val, ...
         digest.update(np.ascontiguousarray(array).data)
     info = {
         "dataset": data.name,
@@ -89,15 +88,15 @@ def prepare_dataset(data: Splits, val_size: Any, seed: Any) -> tuple[dict[str, n
         "image_shape": list(data.x_train.shape[1:]),
         "splits": {
             split: {
-                "count": len(arrays[f"y_{split}"]),
+                "count": len(splits[split][1]),
                 "per_class": dict(
-                    zip(data.classes, np.bincount(arrays[f"y_{split}"], minlength=len(data.classes)).tolist())
+                    zip(data.classes, np.bincount(splits[split][1], minlength=len(data.classes)).tolist())
                 ),
             }
-            for split in ("train", "val", "test")
+            for split in splits
         },
         "mean": mean.round(6).tolist(),
         "std": std.round(6).tolist(),
         "sha256": digest.hexdigest(),
     }
-    return arrays, info
+    return splits, info

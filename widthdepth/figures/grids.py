@@ -30,3 +30,13 @@ def save_image_grid(images: np.ndarray, titles: list[str], title: str, path: Pat
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=90)
     plt.close(fig)
+
+
+def save_misclassified_grid(
+    images: np.ndarray, actual: np.ndarray, predicted: np.ndarray, classes: list[str], run: str, path: Path
+) -> None:
+    """The first 25 images whose predicted class is wrong, each titled true -> predicted; `run` names the model."""
+    wrong = np.flatnonzero(actual != predicted)[:25]
+    titles = [f"{classes[actual[i]]}\n-> {classes[predicted[i]]}" for i in wrong]
+    title = f"Misclassified test images (true -> predicted), first {len(wrong)}, {run}"
+    save_image_grid(images[wrong], titles, title, path)

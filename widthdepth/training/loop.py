@@ -26,11 +26,12 @@ from typing import Any
 import keras
 import numpy as np
 
-from widthdepth import provenance, runtime
+from widthdepth import layout, provenance, runtime
 from widthdepth.stage import atomic_path, remove
 from widthdepth.training.augment import augment_epoch
 from widthdepth.training.batchnorm import fuse, recalibrate, sample
 from widthdepth.training.log import EPOCH_METRICS
+from widthdepth.training.seeds import SeedRun
 
 log = logging.getLogger("train")
 
@@ -283,50 +284,46 @@ def run_fingerprint(
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
-def train(
-    name: str,
-    declaration: dict[str, Any],
-    recipe: dict[str, Any],
-    seed: int,
-    data: Path,
-    info: dict[str, Any],
-    checkpoint: Path,
-    model_path: Path,
-    live_folder: Path,
-) -> RunState:
-    """Train one seed of `models.<name>` on the prepared data in `data` (described by `info`),
-    resuming from `checkpoint` when it holds this very run; save the model to `model_path` and
-    the training log to `live_folder`."""
+def train(run: SeedRun) -> RunState:
+    """Train one seed of a model on the prepared data, resuming from its checkpoint when that holds
+    this very run; save the model and the training log where `run` says."""
     from dvclive import Live
     from widthdepth.training.recipes import compiled_model
 
-    x_train, y_train = np.load(data / "x_train.npy"), np.load(data / "y_train.npy")
-    x_val, y_val = np.load(data / "x_val.npy"), np.load(data / "y_val.npy")
+    declaration, recipe, seed, info = run.declaration, run.recipe, run.seed, run.info
+    (x_train, y_train), (x_val, y_val) = layout.load_split(run.data, "train"), layout.load_split(run.data, "val")
     settings = runtime.settings()
     fingerprint = run_fingerprint(declaration, seed, recipe, info, settings)
-    resumed = load_checkpoint(checkpoint, fingerprint)
+    resumed = load_checkpoint(run.checkpoint, fingerprint)
     if resumed:
         model, state = resumed
-        log.info("%s seed %d: resuming after epoch %d from %s", name, seed, state.epoch, checkpoint)
+        log.info("%s seed %d: resuming after epoch %d from %s", run.name, seed, state.epoch, run.checkpoint)
     else:
-        model = compiled_model(
-            name, declaration, recipe, info, math.ceil(len(x_train) / recipe["batch_size"]), seed, x_train
-        )
+        batches = math.ceil(len(x_train) / recipe["batch_size"])
+        model = compiled_model(run.name, declaration, recipe, info, batches, seed, x_train)
         state = RunState(fingerprint)
 
     def onehot(y: np.ndarray) -> np.ndarray:  # label smoothing needs one-hot targets
         return keras.utils.to_categorical(y, len(info["classes"]))
 
-    with Live(str(live_folder), dvcyaml=False, save_dvc_exp=False) as live:
+    with Live(str(run.log_folder), dvcyaml=False, save_dvc_exp=False) as live:
         live.log_params(
-            {"model": declaration, "seed": seed, "recipe": recipe, "runtime": settings, "machine": runtime.machine()}
+            {
+                "model": declaration,
+                "seed": seed,
+                "recipe": recipe,
+                "runtime": settings,
+                "machine": runtime.machine(),
+                "fingerprint": fingerprint,
+            }
         )
-        state = fit(model, state, recipe, seed, (x_train, onehot(y_train)), (x_val, onehot(y_val)), checkpoint, live)
+        train_data, val_data = (x_train, onehot(y_train)), (x_val, onehot(y_val))
+        state = fit(model, state, recipe, seed, train_data, val_data, run.checkpoint, live)
         recalibrated = 0
         if recipe["recalibrate_batch_norm"] and state.diverged_epoch is None:
             recalibrated = recalibrate(model, sample(x_train, seed))  # layers set; 0 for a model without batch norm
         live.summary.update({**run_summary(model, state, len(x_train)), "batch_norm_recalibrated": recalibrated > 0})
-    model.save(model_path)
+    model.save(run.model_file)
     return state
 
 

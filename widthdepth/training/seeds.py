@@ -18,17 +18,57 @@ import os
 import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from widthdepth import runtime
+from widthdepth import layout, runtime
 
 log = logging.getLogger("train")
 
 
-def seed_paths(seed: int) -> tuple[str, str]:
-    """The file of one seed's model in the model's folder, and its training log's folder."""
-    return f"seed_{seed}.keras", f"seed_{seed}"
+@dataclass(frozen=True)
+class SeedRun:
+    """One seed of a model, everything its worker needs, whole and picklable: what to train, on
+    which data, and where its checkpoint, model and training log go."""
+
+    name: str
+    declaration: dict[str, Any]
+    recipe: dict[str, Any]
+    seed: int
+    data: Path
+    info: dict[str, Any]
+    checkpoint: Path
+    model_file: Path
+    log_folder: Path
+
+
+def seed_runs(
+    name: str,
+    declaration: dict[str, Any],
+    recipe: dict[str, Any],
+    seeds: list[int],
+    data: Path,
+    info: dict[str, Any],
+    models: Path,
+    live: Path,
+) -> list[SeedRun]:
+    """The runs of `models.<name>`'s seeds, writing into the model's folders `models` and `live`."""
+    checkpoints = layout.checkpoint_folder(name)
+    return [
+        SeedRun(
+            name,
+            declaration,
+            recipe,
+            seed,
+            data,
+            info,
+            layout.seed_log(checkpoints, seed),
+            layout.seed_model(models, seed),
+            layout.seed_log(live, seed),
+        )
+        for seed in seeds
+    ]
 
 
 def workers_for(seeds: list[int], cores: int | None = None) -> tuple[int, int]:
@@ -38,32 +78,20 @@ def workers_for(seeds: list[int], cores: int | None = None) -> tuple[int, int]:
     return workers, max(1, cores // workers)
 
 
-def train_seeds(
-    name: str,
-    declaration: dict[str, Any],
-    recipe: dict[str, Any],
-    seeds: list[int],
-    data: Path,
-    info: dict[str, Any],
-    backend: str,
-    checkpoints: Path,
-    models: Path,
-    live: Path,
-) -> None:
-    """Train every seed of `models.<name>` into the folders `models` and `live`."""
-    workers, threads = workers_for(seeds)
-    jobs = [(name, declaration, recipe, seed, data, info, checkpoints, models, live) for seed in seeds]
+def train_seeds(runs: list[SeedRun], backend: str) -> None:
+    """Train every run, at once when there are several."""
+    workers, threads = workers_for([run.seed for run in runs])
     if workers == 1:
         runtime.configure(backend)
-        for job in jobs:
-            _train_one(*job)
+        for run in runs:
+            _train_one(run)
         return
-    log.info("%s: %d seeds at once, %d thread%s each", name, len(seeds), threads, "s" * (threads > 1))
+    log.info("%s: %d seeds at once, %d thread%s each", runs[0].name, len(runs), threads, "s" * (threads > 1))
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: the backend and threads are set before Keras
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_start_worker, initargs=(backend, threads)
     ) as pool:
-        for future in [pool.submit(_train_one, *job) for job in jobs]:
+        for future in [pool.submit(_train_one, run) for run in runs]:
             future.result()  # the first failure, with its message
 
 
@@ -74,20 +102,7 @@ def _start_worker(backend: str, threads: int) -> None:
     runtime.configure(backend, threads)
 
 
-def _train_one(
-    name: str,
-    declaration: dict[str, Any],
-    recipe: dict[str, Any],
-    seed: int,
-    data: Path,
-    info: dict[str, Any],
-    checkpoints: Path,
-    models: Path,
-    live: Path,
-) -> None:
+def _train_one(run: SeedRun) -> None:
     from widthdepth.training.loop import train
 
-    model_file, live_folder = seed_paths(seed)
-    train(
-        name, declaration, recipe, seed, data, info, checkpoints / live_folder, models / model_file, live / live_folder
-    )
+    train(run)
