@@ -217,3 +217,30 @@ def test_a_queued_sweep_shows_in_exp_show_and_one_experiment_becomes_a_branch(pu
     changed = json.loads(dvc(repo, "metrics", "diff", "main", "--json"))
     assert changed["metrics/tiny_alex/seed_0.json"]["cost.params"]["new"] == params[12]
     assert git(repo, "branch", "--list", "tiny_alex_w6").strip()
+
+
+def test_a_study_trained_in_parts_on_machines_sharing_only_git_is_reported_anywhere(
+    base: Path, tmp_path: Path
+) -> None:
+    """Each part trains some models in its own clone (no DVC cache, no remote) and commits their
+    dvc.lock entries and git-kept outputs; a third clone reports them all, having only git."""
+    origin = tmp_path / "origin.git"
+    git(base.parent, "clone", "-q", "--bare", str(base), str(origin))
+    parts = {"a": ["tiny_alex", "tiny_alex_w8"], "b": ["tiny_mlp"]}
+    for part, models in parts.items():
+        repo = clone(origin, tmp_path / part)
+        stages = [f"{stage}@{model}" for model in models for stage in ("train", "evaluate")]
+        assert ran(dvc(repo, "repro", *stages)) - {"download", "prepare"} == set(stages)
+        commit(repo, f"part {part}: {', '.join(models)}")
+        git(repo, "push", "-q", "origin", "main")
+
+    reporter = clone(origin, tmp_path / "reporter")
+    dvc(reporter, "repro", "prepare")  # the prepared data again, from the download: the same hashes
+    assert ran(dvc(reporter, "repro", "--allow-missing")) == {"report"}
+    assert not [path for path in reporter.glob("*/*/seed_*") if path.parts[-3] in ("models", "dvclive")]
+    assert "- Machines (from the training logs): " in (reporter / "report/report.md").read_text()
+    commit(reporter, "report")
+    git(reporter, "push", "-q", "origin", "main")
+
+    fresh = clone(origin, tmp_path / "fresh")
+    assert "Data and pipelines are up to date." in dvc(fresh, "repro", "--dry", "--allow-missing")
