@@ -26,7 +26,9 @@ def main() -> None:
     parser.add_argument("out", type=Path, help="folder for the arrays and dataset.json")
     args = parser.parse_args()
     params = load_params("prepare")
-    splits, info = prepare_dataset(read_dataset(args.raw), params.get("val_size"), params.get("seed"))
+    splits, info = prepare_dataset(
+        read_dataset(args.raw), params.get("val_size"), params.get("seed"), params.get("limit")
+    )
     with atomic_path(args.out, directory=True) as folder:
         save_prepared(folder, splits, info)
     counts = {split: info["splits"][split]["count"] for split in SPLITS}

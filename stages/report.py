@@ -23,6 +23,7 @@ from widthdepth import layout
 from widthdepth.report import check_report_params, load_runs, write_report
 from widthdepth.stage import atomic_path, load_params, run
 from widthdepth.study import analyse
+from widthdepth.training.recipes import capped
 
 log = logging.getLogger("report")
 
@@ -38,6 +39,8 @@ def main() -> None:
     info = layout.read_info(args.data)
     images, labels = layout.load_split(args.data, "train", mmap=True)
     params = {section: load_params(section) for section in ("data", "recipes", "report")}
+    max_epochs = load_params("train").get("max_epochs")  # the recipes as trained
+    params["recipes"] = {name: capped(recipe, max_epochs) for name, recipe in params["recipes"].items()}
     margin = check_report_params(params["report"])
     shape, val_images = tuple(info["image_shape"]), info["splits"]["val"]["count"]
     runs = load_runs(load_params("models"), shape, args.metrics, args.runs, val_images)

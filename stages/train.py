@@ -20,7 +20,7 @@ from pathlib import Path
 
 from widthdepth import layout, runtime
 from widthdepth.stage import StageError, atomic_path, load_params, run, stage_item
-from widthdepth.training.recipes import check_declarations, check_memory, seeds_of
+from widthdepth.training.recipes import capped, check_declarations, check_memory, seeds_of
 from widthdepth.training.seeds import seed_runs, train_seeds, workers_for
 
 log = logging.getLogger("train")
@@ -34,13 +34,14 @@ def main() -> None:
     parser.add_argument("live", type=Path, help="folder of the training logs: writes <live>/<name>/seed_<k>/ (DVCLive)")
     args = parser.parse_args()
     name = stage_item(args.model)
-    models, recipes, backend = load_params("models"), load_params("recipes"), load_params("train").get("backend")
+    models, recipes, train = load_params("models"), load_params("recipes"), load_params("train")
+    backend = train.get("backend")
     info = layout.read_info(args.data)
     check_declarations(models, recipes, tuple(info["image_shape"]))  # a bad declaration stops every model's run
     if name not in models:
         raise StageError(f"params.yaml: models.{name} is not declared")
     declaration, seeds = models[name], seeds_of(models[name])
-    recipe = recipes[declaration["recipe"]]
+    recipe = capped(recipes[declaration["recipe"]], train.get("max_epochs"))
     check_memory(name, declaration, recipe, info, workers_for(seeds)[0])
     runtime.check_backend(backend)
 

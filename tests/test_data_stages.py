@@ -13,6 +13,7 @@ import pytest
 from tests import builders
 from tests.conftest import run_stage, write_params
 from widthdepth.data import download, sources, split
+from widthdepth.stage import StageError
 
 
 def prepared() -> dict[str, np.ndarray]:
@@ -160,3 +161,23 @@ def test_prepare_rerun_with_same_params_is_identical(workdir: Path) -> None:
     run_stage("prepare", "data/raw", "data/prepared")
     for name, array in prepared().items():
         np.testing.assert_array_equal(array, first[name])
+
+
+def test_prepare_limit_keeps_a_stratified_slice_of_train_and_test(workdir: Path) -> None:
+    builders.write_cifar10_binary(workdir / "cifar-10-binary.tar.gz")
+    write_params(data={"source": str(workdir)})
+    full = run_pipeline()
+    write_params(data={"source": str(workdir)}, prepare={"limit": 20, "val_size": 5})
+    run_stage("prepare", "data/raw", "data/prepared")
+    sliced = prepared()
+    assert len(sliced["y_train"]) + len(sliced["y_val"]) == 20 and len(sliced["y_test"]) == 20
+    for part in ("train", "test"):  # every image of the slice is one of the full set's
+        full_images = {image.tobytes() for image in full[f"x_{part}"]} | {image.tobytes() for image in full["x_val"]}
+        assert {image.tobytes() for image in sliced[f"x_{part}"]} <= full_images
+    assert np.bincount(sliced["y_test"]).max() - np.bincount(sliced["y_test"]).min() <= 1  # each class its share
+
+
+@pytest.mark.parametrize("limit", [0, -3, 2.5, True, "all"])
+def test_a_bad_prepare_limit_names_the_key(limit: object) -> None:
+    with pytest.raises(StageError, match=r"^params.yaml: prepare.limit must be a positive number of images or null"):
+        split.check_limit(limit)

@@ -219,9 +219,7 @@ def test_a_queued_sweep_shows_in_exp_show_and_one_experiment_becomes_a_branch(pu
     assert git(repo, "branch", "--list", "tiny_alex_w6").strip()
 
 
-def test_a_study_trained_in_parts_on_machines_sharing_only_git_is_reported_anywhere(
-    base: Path, tmp_path: Path
-) -> None:
+def test_a_study_trained_in_parts_on_machines_sharing_only_git_is_reported_anywhere(base: Path, tmp_path: Path) -> None:
     """Each part trains some models in its own clone (no DVC cache, no remote) and commits their
     dvc.lock entries and git-kept outputs; a third clone reports them all, having only git."""
     origin = tmp_path / "origin.git"

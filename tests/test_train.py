@@ -17,7 +17,7 @@ import yaml
 from tests import builders
 from tests.conftest import ROOT, run_stage
 from widthdepth.stage import StageError
-from widthdepth.training.recipes import RECIPE_KEYS, check_recipe
+from widthdepth.training.recipes import RECIPE_KEYS, capped, check_recipe
 
 RECIPE = {
     "epochs": 2,
@@ -85,6 +85,23 @@ def test_saved_model_takes_raw_images_and_needs_no_other_file(data: Path, tmp_pa
     np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
     assert "standardize" in [layer.name for layer in model.layers]
     assert not Path("checkpoints/tiny_alex").exists()
+
+
+def test_train_max_epochs_caps_every_recipe(data: Path) -> None:
+    write_params(epochs=3)
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["train"]["max_epochs"] = 1
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    train_model("tiny_alex")
+    summary = json.loads(Path("dvclive/tiny_alex/seed_0/metrics.json").read_text())
+    logged = yaml.safe_load(Path("dvclive/tiny_alex/seed_0/params.yaml").read_text())
+    assert summary["epochs"] == 1 and logged["recipe"]["epochs"] == 1 and logged["recipe"]["warmup_epochs"] == 1
+
+
+@pytest.mark.parametrize("max_epochs", [0, 1.5, False, "1"])
+def test_a_bad_train_max_epochs_names_the_key(max_epochs: object) -> None:
+    with pytest.raises(StageError, match=r"^params.yaml: train.max_epochs must be a positive number of epochs or null"):
+        capped(RECIPE, max_epochs)
 
 
 def test_dvclive_logs_each_epoch_params_and_speed(data: Path) -> None:

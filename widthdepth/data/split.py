@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import numbers
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -67,10 +68,39 @@ def check_seed(seed: Any) -> int:
     return seed
 
 
+def check_limit(limit: Any) -> int | None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise StageError(f"params.yaml: prepare.limit must be a positive number of images or null, not {limit!r}")
+    return limit
+
+
+def limited(data: Splits, limit: int | None, seed: int) -> Splits:
+    """At most `limit` images of the training and of the test set, each class keeping its share
+    (the tour's small slice: README); all of them when `limit` is None."""
+
+    def keep(labels: np.ndarray) -> np.ndarray:
+        return (
+            np.arange(len(labels))
+            if limit is None or limit >= len(labels)
+            else stratified_split(labels, limit, seed)[1]
+        )
+
+    train, test = keep(data.y_train), keep(data.y_test)
+    return replace(
+        data,
+        x_train=data.x_train[train],
+        y_train=data.y_train[train],
+        x_test=data.x_test[test],
+        y_test=data.y_test[test],
+    )
+
+
 def prepare_dataset(
-    data: Splits, val_size: Any, seed: Any
+    data: Splits, val_size: Any, seed: Any, limit: Any = None
 ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, Any]]:
-    """The images and labels of train, val and test, and dataset.json: classes, shapes, counts, stats, checksum."""
+    """The images and labels of train, val and test, and dataset.json: classes, shapes, counts, stats, checksum.
+    `limit` (`prepare.limit`) keeps a stratified slice of at most that many training and test images."""
+    data = limited(data, check_limit(limit), check_seed(seed))
     val_count = validation_count(val_size, len(data.y_train))
     train, val = stratified_split(data.y_train, val_count, check_seed(seed))
     splits = {

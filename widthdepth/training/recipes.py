@@ -110,6 +110,18 @@ def check_declarations(models: Any, recipes: Any, input_shape: tuple[int, int, i
             )
 
 
+def capped(recipe: dict[str, Any], max_epochs: Any) -> dict[str, Any]:
+    """The recipe with at most `max_epochs` epochs (`train.max_epochs`, for a quick tour; None: as it is)."""
+    if max_epochs is None:
+        return recipe
+    if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:
+        raise StageError(
+            f"params.yaml: train.max_epochs must be a positive number of epochs or null, not {max_epochs!r}"
+        )
+    epochs = min(recipe["epochs"], max_epochs)
+    return {**recipe, "epochs": epochs, "warmup_epochs": min(recipe["warmup_epochs"], epochs)}
+
+
 def seeds_of(declaration: dict[str, Any]) -> list[int]:
     """The seeds a model trains with: `seeds` of them from `seed` on (defaults: 1 from 0)."""
     first = declaration.get("seed", 0)
