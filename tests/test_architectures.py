@@ -123,7 +123,7 @@ def test_airbench_is_the_published_network_and_starts_whitened() -> None:
     import keras
     import numpy as np
 
-    from widthdepth.architectures import initialize_airbench
+    from widthdepth.architectures.airbench import initialize_airbench
 
     assert n_params({"family": "airbench"}) == pytest.approx(1.97e6, rel=0.005)
     spec = check_spec("m", {"family": "airbench", "widths": [4, 8]}, CIFAR)

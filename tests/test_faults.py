@@ -23,6 +23,7 @@ from tests.test_train import MODELS, RECIPE
 from tests.test_train import write_params as write_train_params
 from widthdepth import architectures
 from widthdepth.data import readers
+from widthdepth.metrics import macs_per_image
 from widthdepth.stage import NAME_RULE, StageError, atomic_path, check_name
 
 HOSTILE_NAMES = [
@@ -130,6 +131,7 @@ def test_the_size_counted_from_a_declaration_is_what_keras_builds(family: str) -
         params, activations = architectures.complexity(spec, (20, 20, 3), 4)
         model = architectures.build_model(spec, (20, 20, 3), 4, [])
         assert params == model.count_params(), knobs
+        assert architectures.network_cost(spec, (20, 20, 3), 4).macs == macs_per_image(model), knobs
         # every layer's output, the input and the preprocessing layers counted as 3 copies of the image
         assert activations == sum(int(np.prod(layer.output.shape[1:])) for layer in model.layers) + 2 * 20 * 20 * 3 + 4
 

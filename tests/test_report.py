@@ -230,6 +230,7 @@ def write_results(
     }
     params = {
         "data": {"dataset": "imagefolder", "source": "/somewhere/insects.zip"},
+        "train": {"backend": "tensorflow", "max_epochs": None},
         "models": models,
         "recipes": {
             name: {**recipe, **recipe_changes.get(name, {})} for name in {d["recipe"] for d in models.values()}
@@ -512,13 +513,14 @@ def test_the_ends_of_a_width_sweep_at_other_learning_rates_get_the_rate_chosen_o
 
 
 def plain_family():
-    """A throwaway family, declared the way README's "Add a family" shows: one record."""
-    from widthdepth.architectures import Family, Feature, _positive_int
+    """A throwaway family, declared the way README's "Add a family" shows: one record, public helpers."""
+    from widthdepth.architectures import Cost, Family, Feature
+    from widthdepth.architectures.checks import positive_int
 
     def check(name: str, knobs: dict, input_shape: tuple) -> dict:
         return {
-            "filters": _positive_int(name, "filters", knobs["filters"], "width"),
-            "layers": _positive_int(name, "layers", knobs["layers"], "number of layers", 64),
+            "filters": positive_int(name, "filters", knobs["filters"], "width"),
+            "layers": positive_int(name, "layers", knobs["layers"], "number of layers", 64),
         }
 
     def build(x, spec: dict):
@@ -528,22 +530,17 @@ def plain_family():
             x = layers.Conv2D(spec["filters"], 3, padding="same", activation="relu")(x)
         return layers.GlobalAveragePooling2D()(x)
 
-    def size(spec: dict, input_shape: tuple) -> tuple[int, int, int]:
-        (h, w, c), params, acts = input_shape, 0, 0
+    def cost(spec: dict, cost: Cost) -> Cost:
         for _ in range(spec["layers"]):
-            params, acts, c = (
-                params + 9 * c * spec["filters"] + spec["filters"],
-                acts + h * w * spec["filters"],
-                spec["filters"],
-            )
-        return params, acts + c, c
+            cost.conv(spec["filters"], 3)
+        return cost.global_pool()
 
     return Family(
         name="plain",
         defaults={"filters": 8, "layers": 2},
         check=check,
         build=build,
-        size=size,
+        cost=cost,
         width_knob="filters",
         features=(
             Feature(
@@ -551,8 +548,6 @@ def plain_family():
             ),
             Feature("depth", "convolution layers", "added layer", frozenset({"layers"}), lambda s: s["layers"], False),
         ),
-        line_style="-.",
-        marker="D",
     )
 
 

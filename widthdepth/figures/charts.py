@@ -7,9 +7,16 @@ from typing import Any
 
 import numpy as np
 
-from widthdepth.architectures import FAMILIES
 from widthdepth.figures.grids import pyplot
 from widthdepth.study import COSTS, Run, ScalingFit, Sweep, point_cost, seed_groups
+
+# Each family's line style (per-epoch chart) and marker (cost charts); a family not listed gets DEFAULT_STYLE.
+STYLES = {"alexnet": ("-", "o"), "inception": ("--", "s"), "airbench": ("-.", "D"), "mlp": (":", "^")}
+DEFAULT_STYLE = ("-.", "v")
+
+
+def style(family: str) -> tuple[str, str]:
+    return STYLES.get(family, DEFAULT_STYLE)
 
 
 def plot_sweeps(sweeps: list[Sweep], path: Path) -> None:
@@ -55,7 +62,7 @@ def plot_cost(runs: list[Run], path: Path) -> None:
             ax.scatter(
                 [r.metrics["cost"][key] for r in members],
                 [r.test_accuracy for r in members],
-                marker=FAMILIES[family].marker,
+                marker=style(family)[1],
                 label=family,
             )
         for group in seed_groups(runs):  # one label per model, however many seeds
@@ -91,7 +98,7 @@ def plot_epochs(records: list[dict[str, Any]], runs: list[Run], path: Path) -> N
         ax.plot(
             [r["epoch"] for r in mine],
             [r["val_accuracy"] for r in mine],
-            FAMILIES[run.family].line_style,  # colour by model
+            style(run.family)[0],  # colour by model
             marker=".",
             color=colors[i % len(colors)],
             label=f"{run.label} ({run.family})",
