@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from scipy import stats
 
 from tests import builders
 from tests.conftest import ROOT, run_stage
@@ -128,20 +129,21 @@ def test_gain_per_doubling_and_per_step_with_seed_repeats() -> None:
     assert gain.se == pytest.approx(math.sqrt(((0.58 - 0.60) ** 2 + (0.62 - 0.60) ** 2) / 2 / 2))
     assert depth.gain().value == pytest.approx(0.60 - 0.55)  # 2 -> 3 layers: +0.05 per added layer
     centre = width.points[1].estimate  # two seeds: one degree of freedom, t = 12.706
-    assert (centre.value, centre.se, centre.df) == pytest.approx(
-        (0.60, 0.02, 1)
-    ) and centre.half_width == pytest.approx(12.706 * 0.02)
+    assert (centre.value, centre.se, centre.df) == pytest.approx((0.60, 0.02, 1))
+    assert centre.half_width == pytest.approx(stats.t.ppf(0.975, 1) * 0.02)
     step = width.steps()[0]
     assert step.value == pytest.approx(0.10) and step.half_width is None  # w8 has one seed: no interval
 
 
 def test_intervals_use_t_at_the_real_degrees_of_freedom_and_welch_for_differences() -> None:
-    assert (t95(1), t95(2), t95(2.7), t95(30), t95(1000)) == (12.706, 4.303, 4.303, 2.042, 1.960)
+    degrees = (1, 2, 2.7, 30, 1000)  # exact at a fractional df too, not the table entry below it
+    assert [t95(df) for df in degrees] == pytest.approx([stats.t.ppf(0.975, df) for df in degrees], rel=1e-12)
+    assert (round(t95(1), 3), round(t95(2), 3), round(t95(1000), 2)) == (12.706, 4.303, 1.96)
     a, b = [0.70, 0.72, 0.74], [0.60, 0.61, 0.62]
     d = difference(a, b)
     va, vb = np.var(a, ddof=1) / 3, np.var(b, ddof=1) / 3
     assert d.value == pytest.approx(0.11) and d.se == pytest.approx(math.sqrt(va + vb))
-    assert d.df == pytest.approx((va + vb) ** 2 / (va**2 / 2 + vb**2 / 2))  # Welch-Satterthwaite: 2.94, so t(2)
+    assert d.df == pytest.approx((va + vb) ** 2 / (va**2 / 2 + vb**2 / 2))  # Welch-Satterthwaite: 2.94
     assert d.verdict(0.01) == "higher" and difference(b, a).verdict(0.01) == "lower"
     assert Estimate(0.001, 0.001, 10).verdict(0.01) == "equal (within ±0.01)"
     assert (
@@ -507,9 +509,9 @@ def test_the_ends_of_a_width_sweep_at_other_learning_rates_get_the_rate_chosen_o
         in section
     )
     assert (
-        "- Gain from the first to the last point at the sweep's rate: +0.2000 ± 0.0609 (higher)." in section
-    )  # Welch, t(2)
-    assert "- At each end's chosen rate (0.2 and 0.05): +0.1800 ± 0.0609 (higher)." in section
+        "- Gain from the first to the last point at the sweep's rate: +0.2000 ± 0.0608 (higher)." in section
+    )  # Welch, t at its fractional df
+    assert "- At each end's chosen rate (0.2 and 0.05): +0.1800 ± 0.0608 (higher)." in section
 
 
 def plain_family():

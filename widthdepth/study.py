@@ -22,48 +22,13 @@ import numpy as np
 from widthdepth.architectures import FAMILIES, Feature
 from widthdepth.stage import StageError
 
-# Two-sided 95% quantiles of Student's t by degrees of freedom. A fractional Welch df takes
-# the next lower entry (a slightly wider, conservative interval).
-T95 = {
-    1: 12.706,
-    2: 4.303,
-    3: 3.182,
-    4: 2.776,
-    5: 2.571,
-    6: 2.447,
-    7: 2.365,
-    8: 2.306,
-    9: 2.262,
-    10: 2.228,
-    11: 2.201,
-    12: 2.179,
-    13: 2.160,
-    14: 2.145,
-    15: 2.131,
-    16: 2.120,
-    17: 2.110,
-    18: 2.101,
-    19: 2.093,
-    20: 2.086,
-    21: 2.080,
-    22: 2.074,
-    23: 2.069,
-    24: 2.064,
-    25: 2.060,
-    26: 2.056,
-    27: 2.052,
-    28: 2.048,
-    29: 2.045,
-    30: 2.042,
-    40: 2.021,
-    60: 2.000,
-    120: 1.980,
-}
-
 
 def t95(df: float) -> float:
-    """Student's t for a two-sided 95% interval at `df` degrees of freedom (df >= 1)."""
-    return 1.960 if df > 120 else T95[max(k for k in T95 if k <= df)]
+    """Student's t for a two-sided 95% interval at `df` degrees of freedom, exact at any df
+    (Welch's are fractional): 12.71 at 1, 4.30 at 2."""
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, df))
 
 
 @dataclass(frozen=True)
