@@ -1,13 +1,15 @@
 """Does a batch-norm switch change a model's results? Two trainings of one model's seeds, side by side.
 
 Train and evaluate the same model (several seeds) once per setting, each into its own
-folders, for example with the fused kernel on and off:
+folders, for example with the fused kernel on (`recipes.notebook.fused_batch_norm: true` in
+params.yaml) and then off (false; or WIDTHDEPTH_FUSED_BATCH_NORM=0, which turns it off for
+every recipe):
 
-    WIDTHDEPTH_FUSED_BATCH_NORM=1 python -m stages.train --model seed_base data/prepared models_1 dvclive_1
-    WIDTHDEPTH_FUSED_BATCH_NORM=1 python -m stages.evaluate --model seed_base data/prepared models_1 dvclive_1 \
-        metrics_1 runs_1 plots_1
-    (the same with =0 into models_0 ...)
-    python benchmarks/batchnorm_switch.py seed_base --first metrics_1 dvclive_1 --second metrics_0 dvclive_0
+    python -m stages.train --model seed_base data/prepared models_1 dvclive_1
+    python -m stages.evaluate --model seed_base data/prepared models_1 dvclive_1 metrics_1 runs_1 plots_1
+    (switch it, then the same into models_0, dvclive_0, ...)
+    python benchmarks/batchnorm_switch.py seed_base --first metrics_1 dvclive_1 --second metrics_0 dvclive_0 \
+        --margin 0.01
 
 Prints per seed the saved model's validation and test accuracy, whether the run failed
 (the report's rule: diverged, or collapsed in inference mode) and the validation accuracy
@@ -20,26 +22,25 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from widthdepth import layout
-from widthdepth.architectures import check_spec
-from widthdepth.stage import load_params, read_json
+from widthdepth import layout, params
+from widthdepth.architectures import parse_models
+from widthdepth.stage import read_json
 from widthdepth.study import Run, difference, make_run, mean_estimate
 from widthdepth.training.log import run_record
-from widthdepth.training.recipes import seeds_of
 
 
 def runs_of(name: str, metrics: Path, live: Path) -> list[Run]:
-    declared = load_params("models")[name]
-    spec = check_spec(name, declared, (32, 32, 3))
+    info = layout.read_info(Path("data/prepared"))
+    recipes = params.parse_recipes(params.load_section("recipes"))
+    model = parse_models(params.load_section("models"), recipes, tuple(info["image_shape"]))[name]
     runs = []
-    val_images = layout.read_info(Path("data/prepared"))["splits"]["val"]["count"]
-    for seed in seeds_of(declared):
-        run = make_run(name, declared, spec, read_json(layout.seed_json(metrics / name, seed)), seed)
+    for seed in model.seeds:
+        run = make_run(model, read_json(layout.seed_json(metrics / name, seed)), seed)
         record = run_record(layout.seed_log(live / name, seed))
         run.curves = {
             key: [float("nan") if v is None else v for v in values] for key, values in record["curves"].items()
         }
-        run.val_images = val_images
+        run.val_images = info["splits"]["val"]["count"]
         runs.append(run)
     return runs
 

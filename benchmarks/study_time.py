@@ -28,7 +28,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from widthdepth.training.recipes import seeds_of  # noqa: E402
+from widthdepth import layout  # noqa: E402
+from widthdepth.architectures import parse_models  # noqa: E402
 
 
 def main() -> None:
@@ -39,14 +40,16 @@ def main() -> None:
     parser.add_argument("--wall", type=float, help="wall seconds of the whole `dvc repro` that wrote --metrics")
     args = parser.parse_args()
     params = yaml.safe_load(args.params.read_text())
-    n_train = json.loads((args.data / "dataset.json").read_text())["splits"]["train"]["count"]
+    info = layout.read_info(args.data)
+    n_train = info["splits"]["train"]["count"]
+    models = parse_models(params["models"], params["recipes"], tuple(info["image_shape"]))
 
     rows = []
-    for name, declaration in params["models"].items():
-        for seed in seeds_of(declaration):
-            metrics = json.loads((args.metrics / name / f"seed_{seed}.json").read_text())
+    for name, model in models.items():
+        for seed in model.seeds:
+            metrics = json.loads(layout.seed_json(args.metrics / name, seed).read_text())
             work = 3 * metrics["cost"]["macs_per_image"] * n_train * metrics["epochs"]
-            rows.append((f"{name}/seed_{seed}", declaration["recipe"], work, metrics["cost"]["training_seconds"]))
+            rows.append((f"{name}/seed_{seed}", model.recipe, work, metrics["cost"]["training_seconds"]))
     print("| model | recipe | training work (TMAC) | training seconds | GMAC/s |\n|---|---|---|---|---|")
     for name, recipe, work, seconds in rows:
         print(f"| {name} | {recipe} | {work / 1e12:.2f} | {seconds:,.0f} | {work / seconds / 1e9:.1f} |")
@@ -57,7 +60,7 @@ def main() -> None:
     )
 
     if args.wall:
-        own_cost(params, args.metrics, args.wall)
+        own_cost(models, args.metrics, args.wall)
     if len(rows) < 2:
         return
     b, log_a = np.polyfit(np.log(work), np.log(seconds), 1)
@@ -70,17 +73,14 @@ def main() -> None:
         print(f"every model {scale}x the work (wider, deeper or longer): about {predicted / 60:.0f} min of training")
 
 
-def own_cost(params: dict, metrics_folder: Path, wall: float) -> None:
+def own_cost(models: dict, metrics_folder: Path, wall: float) -> None:
     """The wall time less training and evaluation, in all and per stage."""
     training = evaluation = 0.0
-    for name, declaration in params["models"].items():
-        runs = [
-            json.loads((metrics_folder / name / f"seed_{seed}.json").read_text())["cost"]
-            for seed in seeds_of(declaration)
-        ]
+    for name, model in models.items():
+        runs = [json.loads(layout.seed_json(metrics_folder / name, seed).read_text())["cost"] for seed in model.seeds]
         training += max(run["training_seconds"] for run in runs)  # one seed, or all at once
         evaluation += sum(run["evaluation_seconds"] for run in runs)
-    stages = 2 * len(params["models"]) + 3  # train and evaluate per model; download, prepare, report
+    stages = 2 * len(models) + 3  # train and evaluate per model; download, prepare, report
     own = wall - training - evaluation
     print("\n| part of the `dvc repro` wall time | seconds | share |\n|---|---|---|")
     for label, seconds in (

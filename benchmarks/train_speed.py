@@ -50,6 +50,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from widthdepth import runtime  # noqa: E402
+from widthdepth.architectures import Model, parse_models  # noqa: E402
+from widthdepth.params import Recipe, parse_recipes  # noqa: E402
 
 DATA = Path(os.environ.get("PREPARED_DATA", ROOT / "data" / "prepared"))  # or another prepared folder
 SETTINGS = {  # runtime.FAST_DEFAULTS, one switch off at a time
@@ -64,19 +66,23 @@ sys.path.insert(0, {root!r})
 from widthdepth import runtime
 runtime.configure("tensorflow")
 import keras
+from widthdepth.architectures import parse_models
+from widthdepth.params import parse_recipes
 from widthdepth.training.recipes import compiled_model
 name, data = sys.argv[1], sys.argv[2]
 params = yaml.safe_load(open("params.yaml"))
-spec = params["models"][name]; recipe = params["recipes"][spec["recipe"]]
 info = json.load(open(f"{{data}}/dataset.json"))
+recipes = parse_recipes(params["recipes"])
+model = parse_models(params["models"], recipes, tuple(info["image_shape"]))[name]
+recipe = recipes[model.recipe]
 x, y = np.load(f"{{data}}/x_train.npy"), np.load(f"{{data}}/y_train.npy")
 xv, yv = np.load(f"{{data}}/x_val.npy"), np.load(f"{{data}}/y_val.npy")
 n = len(info["classes"])
-model = compiled_model(name, spec, recipe, info, -(-len(x) // recipe["batch_size"]))
-train = runtime.batches(x, keras.utils.to_categorical(y, n), recipe["batch_size"])
-val = runtime.batches(xv, keras.utils.to_categorical(yv, n), max(256, recipe["batch_size"]))
-model.fit(train, epochs=recipe["epochs"], shuffle=False, validation_data=val, verbose=0)
-model.save("bare.keras")
+network = compiled_model(model, recipe, info, -(-len(x) // recipe.batch_size))
+train = runtime.batches(x, keras.utils.to_categorical(y, n), recipe.batch_size)
+val = runtime.batches(xv, keras.utils.to_categorical(yv, n), max(256, recipe.batch_size))
+network.fit(train, epochs=recipe.epochs, shuffle=False, validation_data=val, verbose=0)
+network.save("bare.keras")
 """
 
 
@@ -99,8 +105,15 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def declared(params: dict, name: str, info: dict) -> tuple[Model, Recipe]:
+    """The model `name` of params.yaml and its recipe, parsed as the train stage parses them."""
+    recipes = parse_recipes(params["recipes"])
+    model = parse_models(params["models"], recipes, tuple(info["image_shape"]))[name]
+    return model, recipes[model.recipe]
+
+
 def images_per_second(
-    name: str, spec: dict, recipe: dict, info: dict, x: np.ndarray, y: np.ndarray, **compile_args
+    model: Model, recipe: Recipe, info: dict, x: np.ndarray, y: np.ndarray, **compile_args
 ) -> tuple[float, int]:
     """Rate of one epoch over x after a warm-up on part of it (tracing excluded), and the model's MACs per image."""
     import keras
@@ -108,14 +121,14 @@ def images_per_second(
     from widthdepth.metrics import macs_per_image
     from widthdepth.training.recipes import compiled_model
 
-    model = compiled_model(name, spec, recipe, info, 1000, **compile_args)
+    network = compiled_model(model, recipe, info, 1000, **compile_args)
     onehot = keras.utils.to_categorical(y, len(info["classes"]))
-    warm = 4 * recipe["batch_size"]
-    model.fit(runtime.batches(x[:warm], onehot[:warm], recipe["batch_size"]), shuffle=False, verbose=0)
-    batches = runtime.batches(x, onehot, recipe["batch_size"])
+    warm = 4 * recipe.batch_size
+    network.fit(runtime.batches(x[:warm], onehot[:warm], recipe.batch_size), shuffle=False, verbose=0)
+    batches = runtime.batches(x, onehot, recipe.batch_size)
     start = time.perf_counter()
-    model.fit(batches, shuffle=False, verbose=0)
-    return len(x) / (time.perf_counter() - start), macs_per_image(model)
+    network.fit(batches, shuffle=False, verbose=0)
+    return len(x) / (time.perf_counter() - start), macs_per_image(network)
 
 
 def throughput(
@@ -125,8 +138,6 @@ def throughput(
     another (an upper bound: small models' seeds train at once). `reference` (model, seconds):
     that model's measured one-seed training time on another machine, to scale every
     projection to that machine."""
-    from widthdepth.training.recipes import seeds_of
-
     info, x, y = load(images)
     n_train = info["splits"]["train"]["count"]
     peak = matmul_peak()
@@ -138,16 +149,15 @@ def throughput(
     print("|---|---|---|---|---|---|---|---|")
     rows, total = {}, 0.0
     for name in names:
-        spec = params["models"][name]
-        recipe = params["recipes"][spec["recipe"]]
-        rate, macs = images_per_second(name, spec, recipe, info, x, y)
+        model, recipe = declared(params, name, info)
+        rate, macs = images_per_second(model, recipe, info, x, y)
         gflops = 6 * macs * rate / 1e9
-        seeds = len(seeds_of(spec))
-        minutes = recipe["epochs"] * n_train / rate / 60 * seeds
+        seeds = len(model.seeds)
+        minutes = recipe.epochs * n_train / rate / 60 * seeds
         total += minutes
         rows[name] = {"rate": rate, "gflops": gflops, "minutes": minutes, "seeds": seeds}
         print(
-            f"| {name} | {spec['recipe']} | {seeds} | {macs:,} | {rate:,.0f} | {gflops:.1f} "
+            f"| {name} | {model.recipe} | {seeds} | {macs:,} | {rate:,.0f} | {gflops:.1f} "
             f"| {100 * gflops / peak:.0f}% | {minutes:.1f} |",
             flush=True,
         )
@@ -234,15 +244,12 @@ def overhead(params: dict, name: str, train_images: int, repeats: int) -> None:
         for _ in range(repeats):
             times["stage"].append(timed(stage_cmd, work))
             times["bare"].append(timed(bare_cmd, work))
-    recipe = params["recipes"][params["models"][name]["recipe"]]
+    epochs = params["recipes"][params["models"][name]["recipe"]]["epochs"]
     stage_s, bare_s = min(times["stage"]), min(times["bare"])
-    print(
-        f"\noverhead: {name}, {train_images} training images, {recipe['epochs']} epochs, "
-        f"best of {repeats} (whole process)"
-    )
+    print(f"\noverhead: {name}, {train_images} training images, {epochs} epochs, best of {repeats} (whole process)")
     print("| run | seconds | img/s |\n|---|---|---|")
     for label, seconds in (("train stage", stage_s), ("bare model.fit", bare_s)):
-        print(f"| {label} | {seconds:.1f} | {recipe['epochs'] * train_images / seconds:.0f} |")
+        print(f"| {label} | {seconds:.1f} | {epochs * train_images / seconds:.0f} |")
     print(f"pipeline overhead: {100 * (stage_s / bare_s - 1):+.1f}%")
 
 
@@ -286,10 +293,9 @@ def feeding(params: dict, names: list[str], epochs: int) -> None:
     )
     print("| model | fed | seconds per epoch call (mean) | longest wait after the epoch ended (s) |\n|---|---|---|---|")
     for name in names:
-        spec = params["models"][name]
-        recipe = params["recipes"][spec["recipe"]]
-        size = recipe["batch_size"]
-        model = compiled_model(name, spec, recipe, info, 1000)
+        model, recipe = declared(params, name, info)
+        size = recipe.batch_size
+        model = compiled_model(model, recipe, info, 1000)
         model.fit(runtime.batches(x[: 4 * size], onehot[: 4 * size], size), shuffle=False, verbose=0)  # tracing
         ends: list[float] = []
         marker = keras.callbacks.LambdaCallback(on_train_end=lambda logs, ends=ends: ends.append(time.perf_counter()))
@@ -317,21 +323,20 @@ def switches(params: dict, name: str, images: int) -> None:
     import keras
 
     info, x, y = load(images)
-    spec = params["models"][name]
-    recipe = params["recipes"][spec["recipe"]]
+    model, recipe = declared(params, name, info)
     rows = [
         ("as declared (float32)", recipe, {}),
-        ("batch size x2", {**recipe, "batch_size": 2 * recipe["batch_size"]}, {}),
-        ("augmentation as layers", {**recipe, "augment": "layers"}, {}),
-        ("augmentation on the data", {**recipe, "augment": "data"}, {}),
+        ("batch size x2", recipe.model_copy(update={"batch_size": 2 * recipe.batch_size}), {}),
+        ("augmentation as layers", recipe.model_copy(update={"augment": "layers"}), {}),
+        ("augmentation on the data", recipe.model_copy(update={"augment": "data"}), {}),
         ("XLA (jit_compile=True)", recipe, {"jit_compile": True}),
         ("16 steps per execution", recipe, {"steps_per_execution": 16}),
     ]
     print(f"\nswitches: {name}, {images} images\n| switch | img/s |\n|---|---|")
     for label, variant, compile_args in rows:
-        print(f"| {label} | {images_per_second(name, spec, variant, info, x, y, **compile_args)[0]:,.0f} |", flush=True)
+        print(f"| {label} | {images_per_second(model, variant, info, x, y, **compile_args)[0]:,.0f} |", flush=True)
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    print(f"| mixed_bfloat16 | {images_per_second(name, spec, recipe, info, x, y)[0]:,.0f} |")
+    print(f"| mixed_bfloat16 | {images_per_second(model, recipe, info, x, y)[0]:,.0f} |")
     keras.mixed_precision.set_global_policy("float32")
 
 

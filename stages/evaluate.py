@@ -17,10 +17,10 @@ import json
 import logging
 from pathlib import Path
 
-from widthdepth import layout, runtime
+from widthdepth import layout, params, runtime
 from widthdepth.figures.grids import save_misclassified_grid
 from widthdepth.metrics import confusion_records, model_metrics
-from widthdepth.stage import StageError, atomic_path, load_params, run, stage_item
+from widthdepth.stage import StageError, atomic_path, run, stage_item
 from widthdepth.training.log import run_record
 
 log = logging.getLogger("evaluate")
@@ -39,7 +39,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     name = stage_item(args.model)
-    runtime.configure(load_params("train").get("backend"))
+    runtime.configure(params.load(params.Train, "train").backend)
     classes = layout.read_info(args.data)["classes"]
     seeds = layout.trained_seeds(args.models / name)
     if not seeds:

@@ -12,10 +12,11 @@ import argparse
 import logging
 from pathlib import Path
 
+from widthdepth import params
 from widthdepth.data.readers import read_dataset
 from widthdepth.data.split import prepare_dataset
 from widthdepth.layout import SPLITS, save_prepared
-from widthdepth.stage import atomic_path, load_params, run
+from widthdepth.stage import atomic_path, run
 
 log = logging.getLogger("prepare")
 
@@ -25,10 +26,8 @@ def main() -> None:
     parser.add_argument("raw", type=Path, help="folder written by the download stage")
     parser.add_argument("out", type=Path, help="folder for the arrays and dataset.json")
     args = parser.parse_args()
-    params = load_params("prepare")
-    splits, info = prepare_dataset(
-        read_dataset(args.raw), params.get("val_size"), params.get("seed"), params.get("limit")
-    )
+    prepare = params.load(params.Prepare, "prepare")
+    splits, info = prepare_dataset(read_dataset(args.raw), prepare)
     with atomic_path(args.out, directory=True) as folder:
         save_prepared(folder, splits, info)
     counts = {split: info["splits"][split]["count"] for split in SPLITS}

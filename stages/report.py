@@ -19,11 +19,11 @@ import argparse
 import logging
 from pathlib import Path
 
-from widthdepth import layout
-from widthdepth.report import check_report_params, load_runs, write_report
-from widthdepth.stage import atomic_path, load_params, run
+from widthdepth import layout, params
+from widthdepth.architectures import parse_models
+from widthdepth.report import load_runs, write_report
+from widthdepth.stage import atomic_path, run
 from widthdepth.study import analyse
-from widthdepth.training.recipes import capped
 
 log = logging.getLogger("report")
 
@@ -38,15 +38,14 @@ def main() -> None:
     args = parser.parse_args()
     info = layout.read_info(args.data)
     images, labels = layout.load_split(args.data, "train", mmap=True)
-    params = {section: load_params(section) for section in ("data", "recipes", "report")}
-    max_epochs = load_params("train").get("max_epochs")  # the recipes as trained
-    params["recipes"] = {name: capped(recipe, max_epochs) for name, recipe in params["recipes"].items()}
-    margin = check_report_params(params["report"])
-    shape, val_images = tuple(info["image_shape"]), info["splits"]["val"]["count"]
-    runs = load_runs(load_params("models"), shape, args.metrics, args.runs, val_images)
-    analysis = analyse(runs, params["recipes"], margin)
+    data, report = params.load(params.Data, "data"), params.load(params.Report, "report")
+    max_epochs = params.load(params.Train, "train").max_epochs
+    recipes = {name: r.capped(max_epochs) for name, r in params.parse_recipes(params.load_section("recipes")).items()}
+    models = parse_models(params.load_section("models"), recipes, tuple(info["image_shape"]))
+    runs = load_runs(models, args.metrics, args.runs, info["splits"]["val"]["count"])
+    analysis = analyse(runs, recipes, report.equivalence_margin)
     with atomic_path(args.out, directory=True) as folder:
-        write_report(folder, info, params, analysis, args.confusion, (images[:25], labels[:25]))
+        write_report(folder, info, data, report, analysis, args.confusion, (images[:25], labels[:25]))
     best = analysis.best[0].name
     log.info("%d runs (%d failed); best by validation accuracy: %s", len(runs), len(analysis.failed), best)
 

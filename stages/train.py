@@ -18,9 +18,10 @@ import logging
 import shutil
 from pathlib import Path
 
-from widthdepth import layout, runtime
-from widthdepth.stage import StageError, atomic_path, load_params, run, stage_item
-from widthdepth.training.recipes import capped, check_declarations, check_memory, seeds_of
+from widthdepth import layout, params, runtime
+from widthdepth.architectures import parse_models
+from widthdepth.stage import StageError, atomic_path, run, stage_item
+from widthdepth.training.recipes import check_memory
 from widthdepth.training.seeds import seed_runs, train_seeds, workers_for
 
 log = logging.getLogger("train")
@@ -34,16 +35,16 @@ def main() -> None:
     parser.add_argument("live", type=Path, help="folder of the training logs: writes <live>/<name>/seed_<k>/ (DVCLive)")
     args = parser.parse_args()
     name = stage_item(args.model)
-    models, recipes, train = load_params("models"), load_params("recipes"), load_params("train")
-    backend = train.get("backend")
     info = layout.read_info(args.data)
-    check_declarations(models, recipes, tuple(info["image_shape"]))  # a bad declaration stops every model's run
+    train = params.load(params.Train, "train")
+    recipes = params.parse_recipes(params.load_section("recipes"))
+    models = parse_models(params.load_section("models"), recipes, tuple(info["image_shape"]))  # all, or none
     if name not in models:
         raise StageError(f"params.yaml: models.{name} is not declared")
-    declaration, seeds = models[name], seeds_of(models[name])
-    recipe = capped(recipes[declaration["recipe"]], train.get("max_epochs"))
-    check_memory(name, declaration, recipe, info, workers_for(seeds)[0])
-    runtime.check_backend(backend)
+    model = models[name]
+    recipe = recipes[model.recipe].capped(train.max_epochs)
+    check_memory(model, recipe, info, workers_for(model.seeds)[0])
+    runtime.check_backend(train.backend)
 
     # The models and logs are written beside their folders and moved in together, so a failed
     # run leaves no partial dvclive/<name>/ for `dvc checkout` to trip on.
@@ -51,7 +52,7 @@ def main() -> None:
         atomic_path(args.models / name, directory=True) as models_tmp,
         atomic_path(args.live / name, directory=True) as live_tmp,
     ):
-        train_seeds(seed_runs(name, declaration, recipe, seeds, args.data, info, models_tmp, live_tmp), backend)
+        train_seeds(seed_runs(model, recipe, args.data, info, models_tmp, live_tmp), train.backend)
     shutil.rmtree(layout.checkpoint_folder(name), ignore_errors=True)
 
 

@@ -18,7 +18,7 @@ STALE_RESULTS = pytest.mark.xfail(
 )
 
 DEFAULT_PARAMS = {
-    "data": {"dataset": "cifar10", "source": None, "sha256": None},
+    "data": {"dataset": "cifar10", "sources": [], "sha256": None},
     "prepare": {"val_size": 10, "seed": 0},
 }
 

@@ -16,6 +16,7 @@ import yaml
 from tests import builders
 from tests.conftest import ROOT
 from tools import sync_dvc_yaml
+from widthdepth.data import readers
 
 PIPELINE_FILES = [
     "dvc.yaml",
@@ -53,7 +54,7 @@ def pipeline_repo(folder: Path) -> Path:
     members, _ = builders.image_folder_members(["ant", "bee"], {"train": 10, "test": 3})
     archive = builders.write_zip(folder / "insects.zip", members)
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["data"].update(dataset="imagefolder", source=str(archive))
+    params["data"].update(dataset="imagefolder", sources=[str(archive)], sha256=readers.content_checksum(archive))
     params["prepare"]["val_size"] = 4
     for recipe in params["recipes"].values():
         recipe.update(epochs=1, batch_size=8, warmup_epochs=min(recipe["warmup_epochs"], 1))

@@ -6,9 +6,9 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from widthdepth.architectures import FAMILIES, build_model, check_spec
+from widthdepth.architectures import FAMILIES, build_model, check_spec, parse_models
+from widthdepth.params import parse_recipes
 from widthdepth.stage import StageError
-from widthdepth.training.recipes import check_declarations
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 CIFAR = (32, 32, 3)
@@ -64,7 +64,7 @@ def test_width_and_depth_grow_the_networks() -> None:
 
 
 def test_every_declared_model_is_valid_for_cifar10() -> None:
-    check_declarations(PARAMS["models"], PARAMS["recipes"], CIFAR)
+    assert set(parse_models(PARAMS["models"], parse_recipes(PARAMS["recipes"]), CIFAR)) == set(PARAMS["models"])
 
 
 BAD_DECLARATIONS = [

@@ -34,7 +34,7 @@ def expect_failure(match: str) -> None:
 
 def imagefolder(workdir: Path, members: dict[str, bytes], **data) -> Path:
     archive = builders.write_zip(workdir / "images.zip", members)
-    write_params(data={"dataset": "imagefolder", "source": str(archive), **data}, prepare={"val_size": 2})
+    write_params(data={"dataset": "imagefolder", "sources": [str(archive)], **data}, prepare={"val_size": 2})
     return archive
 
 
@@ -44,14 +44,14 @@ def good_members() -> dict[str, bytes]:
 
 def test_wrong_checksum(workdir: Path) -> None:
     imagefolder(workdir, good_members(), sha256="0" * 64)
-    expect_failure(r"images.zip: sha256 of the file is [0-9a-f]{64}, expected 0{64}")
+    expect_failure(r"images.zip: its images check as [0-9a-f]{64}, not data.sha256 0{64}")
 
 
 def test_truncated_archive(workdir: Path) -> None:
     archive = workdir / "cifar-10-binary.tar.gz"
     builders.write_cifar10_binary(archive)
     archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
-    write_params(data={"source": str(workdir)})
+    write_params(data={"sources": [str(workdir)]})
     expect_failure(r"cifar-10-binary.tar.gz: damaged or truncated archive")
 
 
@@ -66,7 +66,7 @@ def test_tar_member_outside_the_archive(workdir: Path) -> None:
     archive = builders.write_tar(
         workdir / "images.tar.gz", {**members, "train/cat/../../../evil.png": members["train/cat/0000.png"]}
     )
-    write_params(data={"dataset": "imagefolder", "source": str(archive)})
+    write_params(data={"dataset": "imagefolder", "sources": [str(archive)]})
     expect_failure(r"images.tar.gz: member 'train/cat/../../../evil.png' points outside the archive")
     assert not (workdir.parent / "evil.png").exists()
 
@@ -87,7 +87,7 @@ def test_tar_symlink_member(workdir: Path) -> None:
         for member, data in members:
             target.addfile(member, io.BytesIO(data))
         target.addfile(link)
-    write_params(data={"dataset": "imagefolder", "source": str(archive)})
+    write_params(data={"dataset": "imagefolder", "sources": [str(archive)]})
     expect_failure(r"member 'train/cat/link.png' is a link")
 
 
@@ -97,15 +97,15 @@ def test_zip_symlink_member(workdir: Path) -> None:
         info = zipfile.ZipInfo("train/dog/link.png")
         info.external_attr = (stat.S_IFLNK | 0o777) << 16
         target.writestr(info, "/etc/passwd")
-    write_params(data={"dataset": "imagefolder", "source": str(archive)})
+    write_params(data={"dataset": "imagefolder", "sources": [str(archive)]})
     expect_failure(r"member 'train/dog/link.png' is a link")
 
 
 def test_symlink_in_image_directory(workdir: Path) -> None:
     folder = builders.write_tree(workdir / "images", good_members())
     os.symlink("/etc/passwd", folder / "train" / "cat" / "link.png")
-    write_params(data={"dataset": "imagefolder", "source": str(folder)})
-    expect_failure(r"link.png: links are not allowed")
+    write_params(data={"dataset": "imagefolder", "sources": [str(folder)]})
+    expect_failure(r"link.png' is a link; links are not allowed")
 
 
 def test_missing_class_folder(workdir: Path) -> None:
@@ -152,30 +152,30 @@ def test_label_out_of_range(workdir: Path) -> None:
     batch[0] = 12
     members["cifar-10-batches-bin/data_batch_3.bin"] = bytes(batch)
     builders.write_tar(archive, members)
-    write_params(data={"source": str(workdir)})
+    write_params(data={"sources": [str(workdir)]})
     expect_failure(r"member data_batch_3.bin: label 12 is out of range for 10 classes")
 
 
 def test_unknown_dataset_name(workdir: Path) -> None:
     write_params(data={"dataset": "cifar100"})
-    expect_failure(r"data.dataset is 'cifar100'; expected one of cifar10, fashion_mnist, imagefolder")
+    expect_failure(r"data.dataset must be one of cifar10, fashion_mnist, imagefolder, not 'cifar100'")
 
 
 @pytest.mark.parametrize("val_size", ["ten", None, True, 1.5, 0, 500])
 def test_bad_validation_size(workdir: Path, val_size) -> None:
     builders.write_cifar10_binary(workdir / "cifar-10-binary.tar.gz")
-    write_params(data={"source": str(workdir)}, prepare={"val_size": val_size})
+    write_params(data={"sources": [str(workdir)]}, prepare={"val_size": val_size})
     expect_failure(r"prepare\.val_size")
 
 
 def test_failure_keeps_earlier_outputs(workdir: Path) -> None:
     """A failing prepare leaves the previous good outputs in place."""
     builders.write_cifar10_binary(workdir / "cifar-10-binary.tar.gz")
-    write_params(data={"source": str(workdir)})
+    write_params(data={"sources": [str(workdir)]})
     run_stage("download", "data/raw")
     run_stage("prepare", "data/raw", "data/prepared")
     before = {p: p.read_bytes() for p in Path("data/prepared").iterdir()}
-    write_params(data={"source": str(workdir)}, prepare={"val_size": "ten"})
+    write_params(data={"sources": [str(workdir)]}, prepare={"val_size": "ten"})
     with pytest.raises(StageError):
         run_stage("prepare", "data/raw", "data/prepared")
     assert {p: p.read_bytes() for p in before} == before
@@ -192,7 +192,7 @@ def test_command_line_error_is_one_clear_line(workdir: Path) -> None:
     assert result.returncode == 1
     assert (
         result.stderr.strip()
-        == "error: params.yaml: data.dataset is 'mnist'; expected one of cifar10, fashion_mnist, imagefolder"
+        == "error: params.yaml: data.dataset must be one of cifar10, fashion_mnist, imagefolder, not 'mnist'"
     )
     assert not Path("data/raw").exists()
 
@@ -203,4 +203,7 @@ def test_offline_without_a_mirror(workdir: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(download.SOURCES, "cifar10", replace(official, files=(unreachable,)))
     monkeypatch.setattr("widthdepth.data.fetch.RETRY_DELAYS", (0.0,))
     write_params()
-    expect_failure(r"cannot download http://127.0.0.1:9/cifar-10-binary.tar.gz: .* DATASET_MIRROR, or set data.source")
+    expect_failure(
+        r"cannot download http://127.0.0.1:9/cifar-10-binary.tar.gz: .* DATASET_MIRROR, "
+        r"or list a local copy in data.sources"
+    )

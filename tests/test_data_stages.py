@@ -12,7 +12,8 @@ import pytest
 
 from tests import builders
 from tests.conftest import run_stage, write_params
-from widthdepth.data import download, sources, split
+from widthdepth.data import download, readers, sources, split
+from widthdepth.params import Prepare, parse
 from widthdepth.stage import StageError
 
 
@@ -40,7 +41,7 @@ def assert_split_of(expected: dict[str, np.ndarray], got: dict[str, np.ndarray])
 
 def test_cifar10_binary_from_file_url(workdir: Path) -> None:
     expected = builders.write_cifar10_binary(workdir / "cifar-10-binary.tar.gz", per_batch=20, n_test=30)
-    write_params(data={"source": workdir.as_uri()}, prepare={"val_size": 20, "seed": 3})
+    write_params(data={"sources": [workdir.as_uri()]}, prepare={"val_size": 20, "seed": 3})
     got = run_pipeline()
 
     assert_split_of(expected, got)
@@ -120,7 +121,7 @@ def test_imagefolder_in_each_container(workdir: Path, container: str) -> None:
         source = builders.write_tar(workdir / "pets.tar.gz", members, top)
     else:
         source = builders.write_tree(workdir / "pets", members)
-    write_params(data={"dataset": "imagefolder", "source": str(source)}, prepare={"val_size": 3, "seed": 0})
+    write_params(data={"dataset": "imagefolder", "sources": [str(source)]}, prepare={"val_size": 3, "seed": 0})
     got = run_pipeline()
 
     assert_split_of(expected, got)
@@ -132,9 +133,9 @@ def test_imagefolder_in_each_container(workdir: Path, container: str) -> None:
 def test_imagefolder_grayscale_and_sha256(workdir: Path) -> None:
     members, expected = builders.image_folder_members(["a", "b"], {"train": 4, "test": 1}, shape=(5, 7, 1))
     archive = builders.write_zip(workdir / "gray.zip", members)
-    sha256 = hashlib.sha256(archive.read_bytes()).hexdigest()
+    sha256 = readers.content_checksum(archive)
     write_params(
-        data={"dataset": "imagefolder", "source": str(archive), "sha256": sha256}, prepare={"val_size": 2, "seed": 0}
+        data={"dataset": "imagefolder", "sources": [str(archive)], "sha256": sha256}, prepare={"val_size": 2, "seed": 0}
     )
     got = run_pipeline()
     assert got["x_test"].shape == (2, 5, 7, 1)
@@ -156,7 +157,7 @@ def test_split_is_seeded_and_stratified() -> None:
 
 def test_prepare_rerun_with_same_params_is_identical(workdir: Path) -> None:
     builders.write_cifar10_binary(workdir / "cifar-10-binary.tar.gz")
-    write_params(data={"source": str(workdir)})
+    write_params(data={"sources": [str(workdir)]})
     first = run_pipeline()
     run_stage("prepare", "data/raw", "data/prepared")
     for name, array in prepared().items():
@@ -165,9 +166,9 @@ def test_prepare_rerun_with_same_params_is_identical(workdir: Path) -> None:
 
 def test_prepare_limit_keeps_a_stratified_slice_of_train_and_test(workdir: Path) -> None:
     builders.write_cifar10_binary(workdir / "cifar-10-binary.tar.gz")
-    write_params(data={"source": str(workdir)})
+    write_params(data={"sources": [str(workdir)]})
     full = run_pipeline()
-    write_params(data={"source": str(workdir)}, prepare={"limit": 20, "val_size": 5})
+    write_params(data={"sources": [str(workdir)]}, prepare={"limit": 20, "val_size": 5})
     run_stage("prepare", "data/raw", "data/prepared")
     sliced = prepared()
     assert len(sliced["y_train"]) + len(sliced["y_val"]) == 20 and len(sliced["y_test"]) == 20
@@ -179,5 +180,5 @@ def test_prepare_limit_keeps_a_stratified_slice_of_train_and_test(workdir: Path)
 
 @pytest.mark.parametrize("limit", [0, -3, 2.5, True, "all"])
 def test_a_bad_prepare_limit_names_the_key(limit: object) -> None:
-    with pytest.raises(StageError, match=r"^params.yaml: prepare.limit must be a positive number of images or null"):
-        split.check_limit(limit)
+    with pytest.raises(StageError, match=r"^params.yaml: prepare.limit must be a positive number of images, or null"):
+        parse(Prepare, {"val_size": 5, "limit": limit}, "prepare")

@@ -174,9 +174,10 @@ def test_a_count_is_bounded_before_any_list_is_built() -> None:
 # -- archive bombs ----------------------------------------------------------------------
 
 
-def imagefolder_source(workdir: Path, archive: Path) -> None:
-    write_params(data={"dataset": "imagefolder", "source": str(archive)}, prepare={"val_size": 2})
-    run_stage("download", "data/raw")
+def imagefolder_source(workdir: Path, archive: Path, download: bool = True) -> None:
+    write_params(data={"dataset": "imagefolder", "sources": [str(archive)]}, prepare={"val_size": 2})
+    if download:
+        run_stage("download", "data/raw")
 
 
 def test_a_zip_bomb_is_refused_in_seconds_with_little_memory(workdir: Path) -> None:
@@ -188,14 +189,12 @@ def test_a_zip_bomb_is_refused_in_seconds_with_little_memory(workdir: Path) -> N
             for _ in range(300):
                 member.write(bytes(2**20))  # 300 MiB of zeros: about 0.3 MB packed
     assert archive.stat().st_size < 2 * 2**20
-    imagefolder_source(workdir, archive)
-    status, stderr, peak_gib, seconds = run_measured(
-        sys.executable, "-m", "stages.prepare", "data/raw", "data/prepared"
-    )
+    imagefolder_source(workdir, archive, download=False)  # download reads it first, for its content checksum
+    status, stderr, peak_gib, seconds = run_measured(sys.executable, "-m", "stages.download", "data/raw")
     assert status == 1 and stderr.count("\n") == 1, stderr
     assert "member train/cat/huge.png unpacks to 314,572,800 bytes, over the limit of 268,435,456 per file" in stderr
     assert peak_gib < 0.5 and seconds < 30, (peak_gib, seconds)
-    assert not Path("data/prepared").exists()
+    assert not Path("data/raw").exists()
 
 
 def test_a_member_that_unpacks_far_beyond_its_packed_size_is_refused(workdir: Path) -> None:
@@ -207,11 +206,10 @@ def test_a_member_that_unpacks_far_beyond_its_packed_size_is_refused(workdir: Pa
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as packed:
         for name, data in members.items():
             packed.writestr(name, data)
-    imagefolder_source(workdir, archive)
     with pytest.raises(
         StageError, match=r"member train/cat/zeros.png unpacks [\d,]+ times its packed size .* decompression bomb$"
     ):
-        run_stage("prepare", "data/raw", "data/prepared")
+        imagefolder_source(workdir, archive)
 
 
 def test_tar_members_and_gzip_files_are_bounded_before_they_are_read(
@@ -257,12 +255,16 @@ def test_a_damaged_checkpoint_is_set_aside_and_training_starts_over(
     run_stage("train", "--model", "tiny_alex", "data", "models", "dvclive")
     clean = Path("models/tiny_alex/seed_0.keras").read_bytes()
 
+    from widthdepth.architectures import parse_model
+    from widthdepth.params import Recipe
     from widthdepth.training.loop import run_fingerprint
+    from widthdepth.training.seeds import SeedRun
 
-    recipe = {**RECIPE, "epochs": 2}
+    model = parse_model("tiny_alex", MODELS["tiny_alex"], {"modern"}, (16, 16, 3))
     checkpoint = Path("checkpoints/tiny_alex/seed_0")
     checkpoint.mkdir(parents=True)
-    state = {"fingerprint": run_fingerprint(MODELS["tiny_alex"], 0, recipe, info, runtime.settings()), "epoch": 1}
+    run = SeedRun(model, Recipe(**{**RECIPE, "epochs": 2}), 0, Path("data"), info, checkpoint, Path(), Path())
+    state = {"fingerprint": run_fingerprint(run, runtime.settings()), "epoch": 1}
     (checkpoint / "state.json").write_text(json.dumps(state))
     (checkpoint / "epoch_1.keras").write_bytes(clean[: len(clean) // 3])  # damaged on disk
     run_stage("train", "--model", "tiny_alex", "data", "models", "dvclive")
@@ -277,7 +279,7 @@ def test_a_damaged_checkpoint_is_set_aside_and_training_starts_over(
 
 def test_a_failed_write_names_the_file_and_the_reason(workdir: Path) -> None:
     builders.write_cifar10_binary(workdir / "cifar-10-binary.tar.gz", per_batch=200)
-    write_params(data={"source": str(workdir)})
+    write_params(data={"sources": [str(workdir)]})
     run_stage("download", "data/raw")
     limit = (
         "import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000)); "
@@ -347,14 +349,14 @@ def test_a_backend_that_is_not_installed_is_named(monkeypatch: pytest.MonkeyPatc
 
 
 def test_notebook_reference_numbers_are_checked() -> None:
-    from widthdepth.report import check_report_params
+    from widthdepth.params import Report, parse
 
     with pytest.raises(
         StageError, match=r"^params.yaml: report.notebook.seed_base must be an accuracy in \[0, 1\], not 'abc'$"
     ):
-        check_report_params({"equivalence_margin": 0.01, "notebook": {"seed_base": "abc"}})
+        parse(Report, {"equivalence_margin": 0.01, "notebook": {"seed_base": "abc"}}, "report")
     with pytest.raises(
         StageError,
         match=r"^params.yaml: report.equivalence_margin must be a difference in accuracy in \(0, 1\), not None$",
     ):
-        check_report_params({"notebook": {}})
+        parse(Report, {"equivalence_margin": None, "notebook": {}}, "report")

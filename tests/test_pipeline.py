@@ -13,6 +13,7 @@ from tests import browser, builders
 from tests.conftest import ROOT
 from tests.repos import TINY_MODELS, commit, dvc, edit_params, pipeline_repo, ran, stale_stages
 from tools import sync_dvc_yaml
+from widthdepth.data import readers
 
 STAGES = {"download", "prepare", "report"} | {
     f"{stage}@{model}" for stage in ("train", "evaluate") for model in TINY_MODELS
@@ -102,10 +103,18 @@ def test_repro_runs_once_and_reruns_only_what_changed(reproduced: tuple[Path, st
     assert "Running stage 'train@tiny_mlp'" in output
     assert np.load(repo / "data/prepared/x_val.npy").shape == (6, 8, 8, 3)
 
+    # The same images packed another way, listed first: a place, not the data; nothing reruns.
+    same = builders.write_tar(
+        repo.parent / "insects.tar.gz", builders.image_folder_members(["ant", "bee"], {"train": 10, "test": 3})[0]
+    )
+    archive = yaml.safe_load((repo / "params.yaml").read_text())["data"]["sources"][0]
+    edit_params(repo, data={"sources": [str(same), archive]})
+    assert stale_stages(repo) == set()
+
     members, _ = builders.image_folder_members(["ant", "bee", "wasp"], {"train": 10, "test": 3})
     other = builders.write_zip(repo.parent / "more-insects.zip", members)
-    edit_params(repo, data={"source": str(other)})
-    # prepare follows once download's output changes; report names the data in its regime
+    edit_params(repo, data={"sources": [str(other)], "sha256": readers.content_checksum(other)})
+    # other images: prepare follows once download's output changes; report names the data in its regime
     assert stale_stages(repo) == {"download", "report"}
     output = dvc(repo, "repro")
     assert "Running stage 'download'" in output and "Running stage 'prepare'" in output

@@ -28,6 +28,7 @@ RECIPE_COLUMNS = [
     "translate",
     "augment",
     "recalibrate_batch_norm",
+    "fused_batch_norm",
 ]
 
 

@@ -16,7 +16,8 @@ from scipy import stats
 from tests import builders
 from tests.conftest import ROOT, run_stage
 from widthdepth import report
-from widthdepth.architectures import check_spec
+from widthdepth.architectures import check_spec, parse_model
+from widthdepth.params import Recipe
 from widthdepth.stage import StageError
 from widthdepth.study import (
     Estimate,
@@ -31,7 +32,25 @@ from widthdepth.study import (
     seed_groups,
     t95,
 )
-from widthdepth.training.recipes import seeds_of
+
+RECIPE = {
+    "epochs": 3,
+    "batch_size": 8,
+    "optimizer": "sgd",
+    "learning_rate": 0.1,
+    "momentum": 0.9,
+    "weight_decay": 0.0,
+    "warmup_epochs": 0,
+    "schedule": "cosine",
+    "label_smoothing": 0.1,
+    "inputs": "standardize",
+    "flip": True,
+    "translate": 0.1,
+    "augment": "data",
+    "recalibrate_batch_norm": False,
+    "fused_batch_norm": True,
+}
+
 
 SHAPE = (32, 32, 3)
 CLASSES = ["ant", "bee"]
@@ -59,12 +78,17 @@ def fake_metrics(test_accuracy: float, params: int, val_accuracy: float | None =
     }
 
 
+def model_of(name: str, declaration: dict):
+    """The declaration parsed as the stages parse it (its recipe taken as declared)."""
+    return parse_model(name, declaration, {declaration["recipe"]}, SHAPE)
+
+
 def runs_of(models: dict, accuracy: dict[str, float]) -> list:
     """One run per seed of each model."""
     return [
-        make_run(n, d, check_spec(n, d, SHAPE), fake_metrics(accuracy.get(n, 0.5), 1000 + i), seed)
-        for i, (n, d) in enumerate(models.items())
-        for seed in seeds_of(d)
+        make_run(model, fake_metrics(accuracy.get(model.name, 0.5), 1000 + i), seed)
+        for i, model in enumerate(model_of(n, d) for n, d in models.items())
+        for seed in model.seeds
     ]
 
 
@@ -190,7 +214,7 @@ def write_results(
     A model that declares `seeds` takes a list of test accuracies, one per seed."""
     diverged, recipe_changes, notebook = diverged or {}, recipe_changes or {}, notebook or {}
     for i, name in enumerate(models):
-        seeds = seeds_of(models[name])
+        seeds = model_of(name, models[name]).seeds
         accuracies = accuracy[name] if isinstance(accuracy[name], list) else [accuracy[name]] * len(seeds)
         for seed, test_accuracy in zip(seeds, accuracies, strict=True):
             (folder / "metrics" / name).mkdir(parents=True, exist_ok=True)
@@ -214,28 +238,12 @@ def write_results(
     )
     np.save(folder / "data" / "x_train.npy", builders.random_images(30, SHAPE, seed=0))
     np.save(folder / "data" / "y_train.npy", builders.balanced_labels(30, len(CLASSES), seed=0))
-    recipe = {
-        "epochs": 3,
-        "batch_size": 8,
-        "optimizer": "sgd",
-        "learning_rate": 0.1,
-        "momentum": 0.9,
-        "weight_decay": 0.0,
-        "warmup_epochs": 0,
-        "schedule": "cosine",
-        "label_smoothing": 0.1,
-        "inputs": "standardize",
-        "flip": True,
-        "translate": 0.1,
-        "augment": "data",
-        "recalibrate_batch_norm": False,
-    }
     params = {
-        "data": {"dataset": "imagefolder", "source": "/somewhere/insects.zip"},
+        "data": {"dataset": "imagefolder", "sources": ["/somewhere/insects.zip"], "sha256": "ab" * 32},
         "train": {"backend": "tensorflow", "max_epochs": None},
         "models": models,
         "recipes": {
-            name: {**recipe, **recipe_changes.get(name, {})} for name in {d["recipe"] for d in models.values()}
+            name: {**RECIPE, **recipe_changes.get(name, {})} for name in {d["recipe"] for d in models.values()}
         },
         "report": {"equivalence_margin": 0.01, "notebook": notebook},
     }
@@ -341,7 +349,7 @@ def test_missing_or_incomplete_metrics_stop_the_report_and_write_nothing(workdir
 
 
 def run_at(name: str, declaration: dict, accuracy: float, params: int):
-    return make_run(name, declaration, check_spec(name, declaration, SHAPE), fake_metrics(accuracy, params))
+    return make_run(model_of(name, declaration), fake_metrics(accuracy, params))
 
 
 ALEX = {"family": "alexnet", "recipe": "sweep"}
@@ -382,11 +390,11 @@ def test_a_power_law_whose_held_out_check_fails_is_not_cited(workdir: Path) -> N
 
 
 def test_budget_control_pairs_recipes_that_differ_only_in_epochs() -> None:
-    recipe = {"epochs": 4, "learning_rate": 0.1}
+    recipe = Recipe(**{**RECIPE, "epochs": 4, "learning_rate": 0.1})
     recipes = {
         "sweep": recipe,
-        "sweep_2x": {**recipe, "epochs": 8},
-        "other": {**recipe, "epochs": 8, "learning_rate": 0.2},
+        "sweep_2x": recipe.model_copy(update={"epochs": 8}),
+        "other": recipe.model_copy(update={"epochs": 8, "learning_rate": 0.2}),
     }
     runs = [
         run_at("c", {**ALEX, "filters": 16}, 0.60, 10),
@@ -419,7 +427,10 @@ def test_report_sections_name_the_regime_budget_and_the_notebook(workdir: Path) 
     )
     run_stage("report", *REPORT_ARGS)
     text = Path("report/report.md").read_text()
-    assert "- Data: imagefolder from insects.zip, 40 training, 10 validation and 6 test images of 32x32x3." in text
+    assert (
+        "- Data: imagefolder (images sha256 abababababab), 40 training, 10 validation and 6 test images of 32x32x3."
+        in text
+    )
     assert "- Recipe `sweep` (4 models, seeds 0, 1): 3 epochs at batch 8" in text and "no augmentation." in text
     assert "- Machines (from the training logs): Test CPU, AVX2, 2 cores (6 runs)." in text
     assert "| w16, w16_seed1 | 3 | 0.6100 ± 0.1271 | w16_2x | 6 | 0.7100 | +0.1000 | no interval (one seed) |" in text
@@ -579,8 +590,9 @@ def test_a_family_registered_in_one_record_builds_trains_and_runs_through_the_re
         "translate": 0.1,
         "augment": "layers",
         "recalibrate_batch_norm": False,
+        "fused_batch_norm": True,
     }
-    model = compiled_model("p", declaration, recipe, info, 1)
+    model = compiled_model(parse_model("p", declaration, {"modern"}, (8, 8, 3)), Recipe(**recipe), info, 1)
     assert np.isfinite(
         model.train_on_batch(builders.random_images(4, (8, 8, 3), 0), keras.utils.to_categorical([0, 1, 0, 1], 2))[0]
     )

@@ -16,8 +16,9 @@ import yaml
 
 from tests import builders
 from tests.conftest import ROOT, run_stage
+from widthdepth.architectures import FAMILIES
+from widthdepth.params import Recipe, Train, parse
 from widthdepth.stage import StageError
-from widthdepth.training.recipes import RECIPE_KEYS, capped, check_recipe
 
 RECIPE = {
     "epochs": 2,
@@ -34,6 +35,7 @@ RECIPE = {
     "translate": 0.125,
     "augment": "data",
     "recalibrate_batch_norm": False,
+    "fused_batch_norm": True,
 }
 MODELS = {
     "tiny_alex": {"family": "alexnet", "recipe": "modern", "filters": 4, "kernels": [5, 3, 3], "dropout": 0.1},
@@ -100,8 +102,10 @@ def test_train_max_epochs_caps_every_recipe(data: Path) -> None:
 
 @pytest.mark.parametrize("max_epochs", [0, 1.5, False, "1"])
 def test_a_bad_train_max_epochs_names_the_key(max_epochs: object) -> None:
-    with pytest.raises(StageError, match=r"^params.yaml: train.max_epochs must be a positive number of epochs or null"):
-        capped(RECIPE, max_epochs)
+    with pytest.raises(
+        StageError, match=r"^params.yaml: train.max_epochs must be a positive number of epochs, or null"
+    ):
+        parse(Train, {"max_epochs": max_epochs}, "train")
 
 
 def test_dvclive_logs_each_epoch_params_and_speed(data: Path) -> None:
@@ -115,7 +119,8 @@ def test_dvclive_logs_each_epoch_params_and_speed(data: Path) -> None:
     assert summary["step"] == 2 and summary["params"] > 0
     assert summary["training_seconds"] > 0 and summary["images_per_second"] > 0
     logged = yaml.safe_load((live / "params.yaml").read_text())
-    assert logged["model"] == MODELS["tiny_alex"] and logged["recipe"]["epochs"] == 3
+    declared = {**FAMILIES["alexnet"].defaults, **MODELS["tiny_alex"], "seed": 0, "seeds": 1}  # defaults filled in
+    assert logged["model"] == declared and logged["recipe"]["epochs"] == 3
 
 
 def test_same_params_give_the_same_weights_and_metrics(data: Path) -> None:
@@ -236,17 +241,18 @@ BAD_RECIPE_VALUES = [
     ("translate", True),
     ("augment", "gpu"),
     ("recalibrate_batch_norm", "yes"),
+    ("fused_batch_norm", 0),
 ]
 
 
 def test_every_recipe_key_has_a_bad_value_in_the_table() -> None:
-    assert {key for key, _ in BAD_RECIPE_VALUES} == set(RECIPE_KEYS)
+    assert {key for key, _ in BAD_RECIPE_VALUES} == set(Recipe.model_fields)
 
 
 @pytest.mark.parametrize("key, value", BAD_RECIPE_VALUES)
 def test_bad_recipe_values_name_the_key(key: str, value) -> None:
     with pytest.raises(StageError, match=rf"^params.yaml: recipes.modern.{key} must be "):
-        check_recipe("modern", {**RECIPE, key: value})
+        parse(Recipe, {**RECIPE, key: value}, "recipes.modern")
 
 
 @pytest.mark.parametrize(
@@ -278,14 +284,17 @@ from widthdepth import runtime
 runtime.configure(sys.argv[2])
 import keras
 from widthdepth import metrics
+from widthdepth.architectures import parse_models
+from widthdepth.params import parse_recipes
 from widthdepth.training.recipes import compiled_model
 params = yaml.safe_load(open(sys.argv[1]))
+recipes = parse_recipes(params["recipes"])
 info = {"mean": [127.5] * 3, "std": [73.9] * 3, "image_shape": [16, 16, 3], "classes": ["a", "b", "c"]}
 x = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
 y = keras.utils.to_categorical(np.arange(8) % 3, 3)
-for name, spec in params["models"].items():
+for name, declared in parse_models(params["models"], recipes, (16, 16, 3)).items():
     # airbench starts from the data
-    model = compiled_model(name, spec, params["recipes"][spec["recipe"]], info, 1, images=x)
+    model = compiled_model(declared, recipes[declared.recipe], info, 1, images=x)
     loss = model.train_on_batch(x, y)[0]
     assert np.isfinite(loss), (name, loss)
     history = model.fit(runtime.batches(x, y, 3), validation_data=runtime.batches(x, y, 4), shuffle=False, verbose=0)

@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from widthdepth import provenance  # noqa: E402
-from widthdepth.stage import StageError, atomic_path, check_name, load_params, run  # noqa: E402
+from widthdepth.params import load_section  # noqa: E402
+from widthdepth.stage import StageError, atomic_path, check_name, run  # noqa: E402
 
 log = logging.getLogger("sync_dvc_yaml")
 MARKER = (
@@ -95,8 +96,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     path = ROOT / "dvc.yaml"
-    models = load_params("models", ROOT / "params.yaml")
-    for name in load_params("recipes", ROOT / "params.yaml"):
+    models = load_section("models", ROOT / "params.yaml")
+    for name in load_section("recipes", ROOT / "params.yaml"):
         check_name("recipes", name)
     text = synced(path.read_text(), models)
     if args.check:

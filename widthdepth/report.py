@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 
 from widthdepth import layout
-from widthdepth.architectures import check_spec
+from widthdepth.architectures import Model
 from widthdepth.figures.charts import plot_confusion, plot_cost, plot_epochs, plot_scaling, plot_sweeps
 from widthdepth.figures.grids import save_image_grid
-from widthdepth.stage import StageError, check_name, read_json
+from widthdepth.params import Data, Recipe, Report
+from widthdepth.stage import StageError, read_json
 from widthdepth.study import (
     COLLAPSE_RATIO,
     COSTS,
@@ -35,7 +36,6 @@ from widthdepth.study import (
     seed_groups,
     test_estimate,
 )
-from widthdepth.training.recipes import seeds_of
 
 # summary.csv: every model, every number of its metrics the report uses.
 COLUMNS = [
@@ -81,18 +81,14 @@ METRIC_KEYS = {
 CURVES = [f"{split}_{metric}" for split in ("train", "val") for metric in ("accuracy", "loss")]
 
 
-def load_runs(
-    models: dict[str, Any], input_shape: tuple[int, int, int], metrics_dir: Path, runs_dir: Path, val_images: int = 0
-) -> list[Run]:
-    """Every declared model with its metrics and its run record (machine, per-epoch curves), both
-    written by `evaluate` and kept in git; a StageError names a missing file or key."""
+def load_runs(models: dict[str, Model], metrics_dir: Path, runs_dir: Path, val_images: int = 0) -> list[Run]:
+    """Every declared model's seeds with their metrics and run records (machine, per-epoch curves),
+    both written by `evaluate` and kept in git; a StageError names a missing file or key."""
     if not models:
         raise StageError("params.yaml: models declares no model, so there is nothing to report")
     runs = []
-    for name, declared in models.items():
-        check_name("models", name)
-        spec = check_spec(name, declared, input_shape)
-        for seed in seeds_of(declared):
+    for name, model in models.items():
+        for seed in model.seeds:
             path = layout.seed_json(metrics_dir / name, seed)
             metrics = read_json(path)
             for section, keys in METRIC_KEYS.items():
@@ -103,7 +99,7 @@ def load_runs(
             for key in ("weight_layers", "diverged", "diverged_epoch"):
                 if key not in metrics:
                     raise StageError(f"{path}: '{key}' is missing; rerun its evaluate stage")
-            run = make_run(name, declared, spec, metrics, seed)
+            run = make_run(model, metrics, seed)
             record_path = layout.seed_json(runs_dir / name, seed)
             record = read_json(record_path)
             try:
@@ -494,30 +490,28 @@ FIGURES = {
 
 
 def regime(
-    info: dict[str, Any], data: dict[str, Any], recipes: dict[str, dict[str, Any]], runs: list[Run], machines: list[str]
+    info: dict[str, Any], data: Data, recipes: dict[str, Recipe], runs: list[Run], machines: list[str]
 ) -> list[str]:
     """What the numbers are about: data, recipes with their epochs, seeds, machine."""
     counts = {split: info["splits"][split]["count"] for split in ("train", "val", "test")}
-    source = f" from {Path(data['source']).name}" if data.get("source") else ""
+    identity = f" (images sha256 {data.sha256[:12]})" if data.sha256 else ""
     lines = [
-        f"- Data: {data['dataset']}{source}, {counts['train']:,} training, {counts['val']:,} validation and "
+        f"- Data: {data.dataset}{identity}, {counts['train']:,} training, {counts['val']:,} validation and "
         f"{counts['test']:,} test images of {'x'.join(map(str, info['image_shape']))}."
     ]
     for name in dict.fromkeys(run.recipe for run in runs):
         r = recipes[name]
         members = [run for run in runs if run.recipe == name]
         seeds = sorted({run.declaration["seed"] for run in members})
-        augment = (
-            ", ".join(a for a, on in (("flips", r["flip"]), (f"shifts of {r['translate']:g}", r["translate"])) if on)
-            or "no augmentation"
-        )
-        warmup = f" after {r['warmup_epochs']} warm-up epochs" if r["warmup_epochs"] else ""
+        augment = ", ".join(a for a, on in (("flips", r.flip), (f"shifts of {r.translate:g}", r.translate)) if on)
+        warmup = f" after {r.warmup_epochs} warm-up epochs" if r.warmup_epochs else ""
+        batch_norm = "" if r.fused_batch_norm else ", Keras' batch-norm layer (not the fused kernel)"
         lines.append(
             f"- Recipe `{name}` ({len(members)} model{'s' if len(members) > 1 else ''}, "
-            f"seeds {', '.join(map(str, seeds))}): {r['epochs']} epochs at batch "
-            f"{r['batch_size']}, {r['optimizer']} at {r['learning_rate']:g} (momentum {r['momentum']:g}, weight decay "
-            f"{r['weight_decay']:g}), {r['schedule']} schedule{warmup}, "
-            f"label smoothing {r['label_smoothing']:g}, {augment}."
+            f"seeds {', '.join(map(str, seeds))}): {r.epochs} epochs at batch "
+            f"{r.batch_size}, {r.optimizer} at {r.learning_rate:g} (momentum {r.momentum:g}, weight decay "
+            f"{r.weight_decay:g}), {r.schedule} schedule{warmup}, "
+            f"label smoothing {r.label_smoothing:g}, {augment or 'no augmentation'}{batch_norm}."
         )
     lines.append(f"- Machines (from the training logs): {'; '.join(machines)}.")
     return lines
@@ -533,35 +527,18 @@ def machines(runs: list[Run]) -> list[str]:
     return lines
 
 
-def check_report_params(report: dict[str, Any]) -> float:
-    """params.yaml `report`: `equivalence_margin` (a difference in accuracy, in (0, 1)), returned; and
-    `notebook`, the notebook's test accuracy per model name, each in [0, 1]."""
-    margin = report.get("equivalence_margin")
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 < margin < 1:
-        raise StageError(
-            f"params.yaml: report.equivalence_margin must be a difference in accuracy in (0, 1), not {margin!r}"
-        )
-    notebook = report.get("notebook") or {}
-    if not isinstance(notebook, dict):
-        raise StageError(f"params.yaml: report.notebook must map model names to accuracies, not {notebook!r}")
-    for name, number in notebook.items():
-        if isinstance(number, bool) or not isinstance(number, (int, float)) or not 0 <= number <= 1:
-            raise StageError(f"params.yaml: report.notebook.{name} must be an accuracy in [0, 1], not {number!r}")
-    return float(margin)
-
-
 def write_report(
     folder: Path,
     info: dict[str, Any],
-    params: dict[str, Any],
+    data: Data,
+    report: Report,
     a: Analysis,
     confusion_dir: Path,
     samples: tuple[np.ndarray, np.ndarray],
 ) -> None:
-    """report.md, summary.csv, the figures and plots/*.json into `folder`, all from the analysis `a`.
-
-    `params` holds the params.yaml sections `data`, `recipes` and `report` (the notebook's reference numbers);
-    `samples` some training images and their labels, to show what the data looks like."""
+    """report.md, summary.csv, the figures and plots/*.json into `folder`, all from the analysis `a`
+    (which holds the recipes); `report` gives the notebook's reference numbers, `samples` some
+    training images and their labels, to show what the data looks like."""
     # evaluate's confusion records are of a model's first seed
     confusion = read_json(confusion_dir / f"{a.best[0].name}.json")
     epochs = epoch_records(a.runs)
@@ -573,14 +550,14 @@ def write_report(
     ]
     sections = {
         "The answer": answer_section(a, info["splits"]["test"]["count"]),
-        "Regime": regime(info, params["data"], params["recipes"], a.runs, machines(a.runs)),
+        "Regime": regime(info, data, a.recipes, a.runs, machines(a.runs)),
         "Sweeps": sweep_tables(a),
         "Width or depth at equal cost": matched_cost_section(a),
         "Scaling with width": scaling_section(a),
         "Training budget": budget_section(a),
         "Learning rate at the ends of a sweep": rate_section(a),
         "Accuracy per parameter": frontier_section(a),
-        "The notebook's models": notebook_section(a, params["report"]["notebook"]),
+        "The notebook's models": notebook_section(a, report.notebook),
         "Failed runs": failed_section(a),
         "Batch-norm statistics recomputed": batch_norm_section(a),
         "Summary": [

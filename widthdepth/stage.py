@@ -58,14 +58,6 @@ def read_yaml(path: Path) -> Any:
         raise StageError(f"cannot read {path}: {err}") from err
 
 
-def load_params(section: str, path: Path = PARAMS_FILE) -> dict[str, Any]:
-    """Return one top-level section of params.yaml."""
-    params = read_yaml(path)
-    if not isinstance(params, dict) or not isinstance(params.get(section), dict):
-        raise StageError(f"{path}: section '{section}' is missing or not a mapping")
-    return params[section]
-
-
 def read_json(path: Path) -> Any:
     """A JSON input file; a StageError naming it if it is missing or malformed."""
     try:

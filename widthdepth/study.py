@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from widthdepth.architectures import FAMILIES, Feature
+from widthdepth.architectures import FAMILIES, Feature, Model
+from widthdepth.params import Recipe
 from widthdepth.stage import StageError
 
 
@@ -188,14 +189,10 @@ class Run:
         )
 
 
-def make_run(
-    name: str, declared: dict[str, Any], spec: dict[str, Any], metrics: dict[str, Any], seed: int | None = None
-) -> Run:
-    """One run of `models.<name>`: with its family's defaults filled in, and `seed` (default: the declared one)."""
-    declaration = {**FAMILIES[declared["family"]].defaults, "seed": 0, **declared}
-    if seed is not None:
-        declaration["seed"] = seed
-    return Run(name, declaration, spec, metrics)
+def make_run(model: Model, metrics: dict[str, Any], seed: int | None = None) -> Run:
+    """One run of `model`: its seed `seed` (default: its first)."""
+    declaration = {**model.declaration, "seed": model.seeds[0] if seed is None else seed}
+    return Run(model.name, declaration, model.spec, metrics)
 
 
 @dataclass
@@ -307,17 +304,17 @@ class BudgetControl:
         return difference([r.test_accuracy for r in self.longer], [r.test_accuracy for r in self.base])
 
 
-def recipe_variants(runs: list[Run], recipes: dict[str, dict[str, Any]], key: str) -> list[dict[Any, list[Run]]]:
+def recipe_variants(runs: list[Run], recipes: dict[str, Recipe], key: str) -> list[dict[Any, list[Run]]]:
     """Seed groups declared alike but for recipes that differ in `key` only, as {value of `key`: group};
     each set of two or more once."""
 
     def without(recipe: str) -> str:
-        return json.dumps({k: v for k, v in recipes[recipe].items() if k != key}, sort_keys=True)
+        return json.dumps({k: v for k, v in recipes[recipe].model_dump().items() if k != key}, sort_keys=True)
 
     sets: dict[tuple[str, str], dict[Any, list[Run]]] = defaultdict(dict)
     for group in seed_groups(runs):
         run = group[0]
-        sets[(run.key(frozenset({"recipe"})), without(run.recipe))][recipes[run.recipe][key]] = group
+        sets[(run.key(frozenset({"recipe"})), without(run.recipe))][getattr(recipes[run.recipe], key)] = group
     return [dict(sorted(variants.items())) for variants in sets.values() if len(variants) > 1]
 
 
@@ -325,7 +322,7 @@ def val_accuracy(group: list[Run]) -> float:
     return float(np.mean([run.metrics["val"]["accuracy"] for run in group]))
 
 
-def budget_controls(runs: list[Run], recipes: dict[str, dict[str, Any]]) -> list[BudgetControl]:
+def budget_controls(runs: list[Run], recipes: dict[str, Recipe]) -> list[BudgetControl]:
     """Every pair of models declared alike but for a recipe that differs from the other only in epochs (more)."""
     controls = []
     for variants in recipe_variants(runs, recipes, "epochs"):
@@ -363,13 +360,13 @@ class RateCheck:
         return difference([r.test_accuracy for r in last], [r.test_accuracy for r in first])
 
 
-def rate_checks(sweeps: list[Sweep], runs: list[Run], recipes: dict[str, dict[str, Any]]) -> list[RateCheck]:
+def rate_checks(sweeps: list[Sweep], runs: list[Run], recipes: dict[str, Recipe]) -> list[RateCheck]:
     """Every sweep whose first and last points were also trained at other learning rates; where
     several sweeps share those ends (the same sweep at each rate), the one with the most points."""
     variants = recipe_variants(runs, recipes, "learning_rate")
     checks, seen = [], []
     for sweep in sorted(sweeps, key=lambda s: -len(s.points)):
-        rate = recipes[sweep.recipe]["learning_rate"]
+        rate = recipes[sweep.recipe].learning_rate
         ends = [
             next((rates for rates in variants if rate in rates and rates[rate][0].key() == point.runs[0].key()), None)
             for point in (sweep.points[0], sweep.points[-1])
@@ -508,6 +505,7 @@ class Analysis:
     frontier: list[list[Run]]  # seed groups no cheaper one beats, by parameters
     best: list[Run]  # the seed group of the best mean validation accuracy (never test)
     margin: float  # the equivalence margin declared in params.yaml (report.equivalence_margin)
+    recipes: dict[str, Recipe]  # as trained
 
     @property
     def comparisons(self) -> int:
@@ -521,7 +519,7 @@ class Analysis:
         )
 
 
-def analyse(runs: list[Run], recipes: dict[str, dict[str, Any]], margin: float) -> Analysis:
+def analyse(runs: list[Run], recipes: dict[str, Recipe], margin: float) -> Analysis:
     failed = [run for run in runs if run.failure]
     good = [run for run in runs if not run.failure]
     if not good:
@@ -540,4 +538,5 @@ def analyse(runs: list[Run], recipes: dict[str, dict[str, Any]], margin: float) 
         frontier=frontier(seed_groups(good), lambda r: r.metrics["cost"]["params"]),
         best=max(seed_groups(good), key=val_accuracy),
         margin=margin,
+        recipes=recipes,
     )

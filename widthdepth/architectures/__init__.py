@@ -12,13 +12,16 @@ below. The study finds its sweeps through the record's `features`.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 from widthdepth.architectures import airbench, alexnet, inception, mlp
 from widthdepth.architectures.checks import knob_error
 from widthdepth.architectures.cost import Cost
 from widthdepth.architectures.registry import FAMILIES, Family, Feature, Shape, register
-from widthdepth.stage import StageError
+from widthdepth.params import ModelKeys, parse
+from widthdepth.stage import StageError, check_name
 
 __all__ = [
     "FAMILIES",
@@ -85,3 +88,45 @@ def build_model(spec: dict[str, Any], input_shape: Shape, n_classes: int, prepro
     features = FAMILIES[spec["family"]].build(x, spec)
     outputs = keras.layers.Dense(n_classes, activation="softmax", dtype="float32", name="classes")(features)
     return keras.Model(inputs, outputs, name=name)
+
+
+@dataclass(frozen=True)
+class Model:
+    """One declared model (`models.<name>`): its family's expanded spec, its recipe's name and its seeds."""
+
+    name: str
+    declaration: dict[str, Any]  # as declared, with the family's defaults, `seed` and `seeds` filled in
+    spec: dict[str, Any]  # the family's check of it: every knob expanded (per block, per conv)
+
+    @property
+    def family(self) -> str:
+        return self.spec["family"]
+
+    @property
+    def recipe(self) -> str:
+        return self.declaration["recipe"]
+
+    @property
+    def seeds(self) -> list[int]:
+        """`seeds` of them from `seed` on."""
+        first = self.declaration["seed"]
+        return list(range(first, first + self.declaration["seeds"]))
+
+
+def parse_model(name: str, raw: Any, recipes: Collection[str], input_shape: Shape) -> Model:
+    """`models.<name>`: its family's check (which needs the data's image shape), then the keys every model has."""
+    check_name("models", name)
+    spec = check_spec(name, raw, input_shape)
+    keys = parse(ModelKeys, {k: v for k, v in raw.items() if k in COMMON_KEYS}, f"models.{name}")
+    if keys.recipe not in recipes:
+        raise StageError(f"params.yaml: models.{name}.recipe is {keys.recipe!r}; expected one of {', '.join(recipes)}")
+    declaration = {**FAMILIES[keys.family].defaults, **raw, "seed": keys.seed, "seeds": keys.seeds}
+    return Model(name, declaration, spec)
+
+
+def parse_models(raw: Any, recipes: Collection[str], input_shape: Shape) -> dict[str, Model]:
+    """Every model of params.yaml's `models`, so that a bad one stops a run before any training;
+    `recipes` are the names a model may train with."""
+    if not isinstance(raw, dict) or not raw:
+        raise StageError("params.yaml: models must map model names to their declarations (at least one)")
+    return {name: parse_model(name, declaration, recipes, input_shape) for name, declaration in raw.items()}

@@ -114,7 +114,7 @@ def download(url: str, dest: Path, checksum: str | None = None, *, payload: bool
             if not _transient(err) or attempt == len(RETRY_DELAYS):
                 raise StageError(
                     f"cannot download {url}: {err}. To work offline, put {dest.name} in a folder "
-                    "and list it in DATASET_MIRROR, or set data.source in params.yaml to a local copy"
+                    "and list it in DATASET_MIRROR, or list a local copy in data.sources in params.yaml"
                 ) from err
             log.warning("%s: %s; retrying in %.0f s", url, err, RETRY_DELAYS[attempt])
 

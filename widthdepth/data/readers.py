@@ -10,6 +10,7 @@ MAX_TOTAL_BYTES, MAX_DECODED_BYTES), so an archive bomb is refused, not unpacked
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -265,6 +266,25 @@ def _layout(path: Path) -> tuple[dict[str, dict[str, list[tuple[str, bytes]]]], 
         for images in by_class.values():
             images.sort()  # by member name: a zip, a tar and a directory give the same arrays
     return splits, set(splits["train"]) | set(splits["test"])
+
+
+def content_checksum(path: Path) -> str:
+    """sha256 of an image folder's images, whatever holds them: each image's path below `train/`
+    or `test/` and its bytes, in order of path. A zip, a tar and a directory of the same images
+    check the same, with or without one enclosing folder; files beside train/ and test/ (a
+    README) do not count."""
+    splits, _ = _layout(path)
+    images = sorted(
+        (f"{split}/{label}/{name.rsplit('/', 1)[-1]}", data)
+        for split, by_class in splits.items()
+        for label, members in by_class.items()
+        for name, data in members
+    )
+    digest = hashlib.sha256()
+    for relative, data in images:
+        digest.update(f"{relative}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def _decode(path: Path, name: str, data: bytes) -> Image.Image:

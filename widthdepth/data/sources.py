@@ -63,6 +63,6 @@ SOURCES: dict[str, Source] = {
             "Ankle boot",
         ),
     ),
-    # A user's own images: data.source names the directory or archive.
+    # A user's own images: data.sources lists where the folder or archive is, data.sha256 checks its images.
     "imagefolder": Source(format="imagefolder", mirror_dir="", files=()),
 }

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from widthdepth.data.readers import Splits
+from widthdepth.params import Prepare
 from widthdepth.stage import StageError
 
 
@@ -62,18 +63,6 @@ def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np
     return mean, np.sqrt(variance)
 
 
-def check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise StageError(f"params.yaml: prepare.seed must be a non-negative integer, not {seed!r}")
-    return seed
-
-
-def check_limit(limit: Any) -> int | None:
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise StageError(f"params.yaml: prepare.limit must be a positive number of images or null, not {limit!r}")
-    return limit
-
-
 def limited(data: Splits, limit: int | None, seed: int) -> Splits:
     """At most `limit` images of the training and of the test set, each class keeping its share
     (the tour's small slice: README); all of them when `limit` is None."""
@@ -95,14 +84,12 @@ def limited(data: Splits, limit: int | None, seed: int) -> Splits:
     )
 
 
-def prepare_dataset(
-    data: Splits, val_size: Any, seed: Any, limit: Any = None
-) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, Any]]:
+def prepare_dataset(data: Splits, prepare: Prepare) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, Any]]:
     """The images and labels of train, val and test, and dataset.json: classes, shapes, counts, stats, checksum.
-    `limit` (`prepare.limit`) keeps a stratified slice of at most that many training and test images."""
-    data = limited(data, check_limit(limit), check_seed(seed))
-    val_count = validation_count(val_size, len(data.y_train))
-    train, val = stratified_split(data.y_train, val_count, check_seed(seed))
+    `prepare.limit` keeps a stratified slice of at most that many training and test images."""
+    data = limited(data, prepare.limit, prepare.seed)
+    val_count = validation_count(prepare.val_size, len(data.y_train))
+    train, val = stratified_split(data.y_train, val_count, prepare.seed)
     splits = {
         "train": (data.x_train[train], data.y_train[train]),
         "val": (data.x_train[val], data.y_train[val]),

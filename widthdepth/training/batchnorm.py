@@ -38,7 +38,8 @@ def batch_norm_layers(model: keras.Model) -> list:
 
 def fuse(model: keras.Model) -> int:
     """On TensorFlow (unless `WIDTHDEPTH_FUSED_BATCH_NORM=0`), train `model`'s batch-norm layers
-    through the fused kernel; return how many were switched."""
+    through the fused kernel; return how many were switched. Called for recipes with
+    `fused_batch_norm: true` (not the notebook's: docs/training.md)."""
     if keras.backend.backend() != "tensorflow" or not runtime.switched_on(runtime.FUSED_BATCH_NORM):
         return 0
     layers = [layer for layer in batch_norm_layers(model) if "call" not in vars(layer)]  # not switched yet

@@ -27,6 +27,7 @@ import keras
 import numpy as np
 
 from widthdepth import layout, provenance, runtime
+from widthdepth.params import Recipe
 from widthdepth.stage import atomic_path, remove
 from widthdepth.training.augment import augment_epoch
 from widthdepth.training.batchnorm import fuse, recalibrate, sample
@@ -181,8 +182,9 @@ class EpochProgress(keras.callbacks.Callback):
         )
 
 
-def load_checkpoint(folder: Path, fingerprint: str) -> tuple[keras.Model, RunState] | None:
-    """The checkpointed model and state, if the checkpoint is of this very run (same fingerprint).
+def load_checkpoint(folder: Path, fingerprint: str, fused: bool = True) -> tuple[keras.Model, RunState] | None:
+    """The checkpointed model and state, if the checkpoint is of this very run (same fingerprint);
+    its batch norm trains through the fused kernel again when `fused` (its recipe's choice).
 
     A checkpoint that cannot be read (a truncated file, a disk error) is set aside under
     `checkpoints/.unreadable/` with one line in the log, and the run starts over: it never blocks training.
@@ -212,7 +214,8 @@ def load_checkpoint(folder: Path, fingerprint: str) -> tuple[keras.Model, RunSta
             aside,
         )
         return None
-    fuse(model)  # after the try: a failure here is not an unreadable checkpoint
+    if fused:  # after the try: a failure here is not an unreadable checkpoint
+        fuse(model)
     return model, state
 
 
@@ -224,7 +227,7 @@ def epoch_order(seed: int, epoch: int, count: int) -> np.ndarray:
 def fit(
     model: keras.Model,
     state: RunState,
-    recipe: dict[str, Any],
+    recipe: Recipe,
     seed: int,
     train: tuple,
     val: tuple,
@@ -245,19 +248,19 @@ def fit(
         DivergenceGuard(y_train.shape[1], state),
         live_log,
         Checkpoint(checkpoint, state),
-        EpochProgress(recipe["epochs"], len(x_train), seed),
+        EpochProgress(recipe.epochs, len(x_train), seed),
     ]
-    validation = runtime.batches(x_val, y_val, max(256, recipe["batch_size"]))
-    for epoch in range(state.epoch, recipe["epochs"]):
+    validation = runtime.batches(x_val, y_val, max(256, recipe.batch_size))
+    for epoch in range(state.epoch, recipe.epochs):
         if state.diverged_epoch is not None:
             break
         order = epoch_order(seed, epoch, len(x_train))
         images = x_train[order]
-        if recipe["augment"] == "data":
-            shift = round(recipe["translate"] * min(images.shape[1:3]))
-            images = augment_epoch(images, seed, epoch, recipe["flip"], shift)
+        if recipe.augment == "data":
+            shift = round(recipe.translate * min(images.shape[1:3]))
+            images = augment_epoch(images, seed, epoch, recipe.flip, shift)
         model.fit(
-            runtime.batches(images, y_train[order], recipe["batch_size"]),
+            runtime.batches(images, y_train[order], recipe.batch_size),
             initial_epoch=epoch,
             epochs=epoch + 1,
             shuffle=False,
@@ -268,15 +271,13 @@ def fit(
     return state
 
 
-def run_fingerprint(
-    declaration: dict[str, Any], seed: int, recipe: dict[str, Any], info: dict[str, Any], settings: dict[str, str]
-) -> str:
+def run_fingerprint(run: SeedRun, settings: dict[str, str]) -> str:
     """What a checkpoint must match to be resumed: params, seed, data, runtime and the training code."""
     key = [
-        declaration,
-        seed,
-        recipe,
-        info["sha256"],
+        run.model.declaration,
+        run.seed,
+        run.recipe.model_dump(),
+        run.info["sha256"],
         settings,
         keras.__version__,
         provenance.source_digest("stages.train"),
@@ -290,17 +291,17 @@ def train(run: SeedRun) -> RunState:
     from dvclive import Live
     from widthdepth.training.recipes import compiled_model
 
-    declaration, recipe, seed, info = run.declaration, run.recipe, run.seed, run.info
+    recipe, seed, info = run.recipe, run.seed, run.info
     (x_train, y_train), (x_val, y_val) = layout.load_split(run.data, "train"), layout.load_split(run.data, "val")
     settings = runtime.settings()
-    fingerprint = run_fingerprint(declaration, seed, recipe, info, settings)
-    resumed = load_checkpoint(run.checkpoint, fingerprint)
+    fingerprint = run_fingerprint(run, settings)
+    resumed = load_checkpoint(run.checkpoint, fingerprint, recipe.fused_batch_norm)
     if resumed:
         model, state = resumed
-        log.info("%s seed %d: resuming after epoch %d from %s", run.name, seed, state.epoch, run.checkpoint)
+        log.info("%s seed %d: resuming after epoch %d from %s", run.model.name, seed, state.epoch, run.checkpoint)
     else:
-        batches = math.ceil(len(x_train) / recipe["batch_size"])
-        model = compiled_model(run.name, declaration, recipe, info, batches, seed, x_train)
+        batches = math.ceil(len(x_train) / recipe.batch_size)
+        model = compiled_model(run.model, recipe, info, batches, seed, x_train)
         state = RunState(fingerprint)
 
     def onehot(y: np.ndarray) -> np.ndarray:  # label smoothing needs one-hot targets
@@ -309,9 +310,9 @@ def train(run: SeedRun) -> RunState:
     with Live(str(run.log_folder), dvcyaml=False, save_dvc_exp=False) as live:
         live.log_params(
             {
-                "model": declaration,
+                "model": run.model.declaration,
                 "seed": seed,
-                "recipe": recipe,
+                "recipe": recipe.model_dump(),
                 "runtime": settings,
                 "machine": runtime.machine(),
                 "fingerprint": fingerprint,
@@ -320,7 +321,7 @@ def train(run: SeedRun) -> RunState:
         train_data, val_data = (x_train, onehot(y_train)), (x_val, onehot(y_val))
         state = fit(model, state, recipe, seed, train_data, val_data, run.checkpoint, live)
         recalibrated = 0
-        if recipe["recalibrate_batch_norm"] and state.diverged_epoch is None:
+        if recipe.recalibrate_batch_norm and state.diverged_epoch is None:
             recalibrated = recalibrate(model, sample(x_train, seed))  # layers set; 0 for a model without batch norm
         live.summary.update({**run_summary(model, state, len(x_train)), "batch_norm_recalibrated": recalibrated > 0})
     model.save(run.model_file)

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from widthdepth import layout, runtime
+from widthdepth.architectures import Model
+from widthdepth.params import Recipe
 
 log = logging.getLogger("train")
 
@@ -32,9 +34,8 @@ class SeedRun:
     """One seed of a model, everything its worker needs, whole and picklable: what to train, on
     which data, and where its checkpoint, model and training log go."""
 
-    name: str
-    declaration: dict[str, Any]
-    recipe: dict[str, Any]
+    model: Model
+    recipe: Recipe
     seed: int
     data: Path
     info: dict[str, Any]
@@ -44,21 +45,13 @@ class SeedRun:
 
 
 def seed_runs(
-    name: str,
-    declaration: dict[str, Any],
-    recipe: dict[str, Any],
-    seeds: list[int],
-    data: Path,
-    info: dict[str, Any],
-    models: Path,
-    live: Path,
+    model: Model, recipe: Recipe, data: Path, info: dict[str, Any], models: Path, live: Path
 ) -> list[SeedRun]:
-    """The runs of `models.<name>`'s seeds, writing into the model's folders `models` and `live`."""
-    checkpoints = layout.checkpoint_folder(name)
+    """The runs of the model's seeds, writing into its folders `models` and `live`."""
+    checkpoints = layout.checkpoint_folder(model.name)
     return [
         SeedRun(
-            name,
-            declaration,
+            model,
             recipe,
             seed,
             data,
@@ -67,7 +60,7 @@ def seed_runs(
             layout.seed_model(models, seed),
             layout.seed_log(live, seed),
         )
-        for seed in seeds
+        for seed in model.seeds
     ]
 
 
@@ -86,7 +79,7 @@ def train_seeds(runs: list[SeedRun], backend: str) -> None:
         for run in runs:
             _train_one(run)
         return
-    log.info("%s: %d seeds at once, %d thread%s each", runs[0].name, len(runs), threads, "s" * (threads > 1))
+    log.info("%s: %d seeds at once, %d thread%s each", runs[0].model.name, len(runs), threads, "s" * (threads > 1))
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: the backend and threads are set before Keras
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_start_worker, initargs=(backend, threads)
