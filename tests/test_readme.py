@@ -102,3 +102,22 @@ def test_the_readme_answer_is_copied_from_the_report_by_one_command(tmp_path: Pa
     (tmp_path / "report" / "report.md").write_text("# Report\n\n## Conclusion\n\nold format\n")
     old = subprocess.run(tool, capture_output=True, text=True)
     assert old.returncode == 1 and "report/report.md has no '## The answer' section" in old.stderr
+
+
+def test_the_pull_request_comment_carries_the_answer_the_sweep_figure_and_the_metrics_diff(tmp_path: Path) -> None:
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "report.md").write_text(
+        "# Report\n\n## The answer\n\n### Primary questions\n\n| q | +0.0500 ± 0.0100 | higher (Holm) |\n\n"
+        "## Regime\n\n- Machine: X.\n"
+    )
+    (tmp_path / "diff.md").write_text("| Path | Metric |\n|---|---|\n| metrics/a/seed_0.json | test.accuracy |\n")
+    tool = [sys.executable, str(ROOT / "tools" / "pr_comment.py"), "--root", str(tmp_path)]
+    subprocess.run([*tool, str(tmp_path / "diff.md"), "https://ci/run/7", str(tmp_path / "comment.md")], check=True)
+    comment = (tmp_path / "comment.md").read_text()
+    assert "### Primary questions\n\n| q | +0.0500 ± 0.0100 | higher (Holm) |" in comment and "Regime" not in comment
+    assert "![Test accuracy along each sweep](report/sweeps.png)" in comment
+    assert "| metrics/a/seed_0.json | test.accuracy |" in comment and "https://ci/run/7" in comment
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "study.yml").read_text())
+    [step] = [s for s in workflow["jobs"]["study"]["steps"] if "pr_comment.py" in s.get("run", "")]
+    assert "dvc metrics diff base --md > metrics_diff.md" in step["run"]
+    assert "cml comment create --publish comment.md" in step["run"]  # uploads the figure the comment shows

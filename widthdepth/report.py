@@ -1,10 +1,12 @@
 """The study's report: the analysis (widthdepth.study.Analysis) written as tables, figures and plot data.
 
-Every verdict is a difference of means with its 95% interval (Student's t at the real
-degrees of freedom; Welch for two points); "equal" only within the margin declared in
-params.yaml before the run (`report.equivalence_margin`), otherwise "inconclusive". A run
-that diverged or collapsed in inference mode is listed apart and counts nowhere. The best
-model is chosen on validation accuracy, never on the test set.
+The answer leads with the primary questions declared in params.yaml (`report.primary`), each a
+difference of two models' means with its 95% interval (Welch, at its real degrees of freedom) and
+a Holm-adjusted verdict at 5% family-wise; every other verdict is labelled exploratory, with its
+count. "Equal" only within the margin declared before the run (`report.equivalence_margin`), and
+only for differences. A failed run (diverged, non-finite, collapsed in inference mode) counts in no
+mean and no verdict, and every point says how many of its seeds count. Every selection is made on
+validation accuracy, never on the test set.
 """
 
 from __future__ import annotations
@@ -18,23 +20,24 @@ from typing import Any
 
 import numpy as np
 
-from widthdepth import layout
-from widthdepth.architectures import Model
 from widthdepth.figures.charts import plot_confusion, plot_cost, plot_epochs, plot_scaling, plot_sweeps
 from widthdepth.figures.grids import save_image_grid
-from widthdepth.params import Data, Recipe, Report
-from widthdepth.stage import StageError, read_json
+from widthdepth.params import Data, Recipe
+from widthdepth.questions import ReportParams
+from widthdepth.results import CURVES
+from widthdepth.stage import read_json
+from widthdepth.statistics import Estimate, mean_estimate, sampling_interval
 from widthdepth.study import (
     COLLAPSE_RATIO,
     COSTS,
+    MATCHED_COST_RATIO,
+    POWER_STEP,
+    POWER_STUDIES,
     Analysis,
+    Group,
     Run,
     Sweep,
-    make_run,
-    mean_estimate,
-    point_cost,
     seed_groups,
-    test_estimate,
 )
 
 # summary.csv: every model, every number of its metrics the report uses.
@@ -70,47 +73,6 @@ SHORT_COLUMNS = [
     "training_seconds",
     "failure",
 ]
-
-# What the report reads of each metrics/<name>.json.
-METRIC_KEYS = {
-    "test": {"accuracy", "loss"},
-    "train": {"accuracy", "loss"},
-    "val": {"accuracy", "loss"},
-    "cost": {"params", "macs_per_image", "training_seconds"},
-}
-CURVES = [f"{split}_{metric}" for split in ("train", "val") for metric in ("accuracy", "loss")]
-
-
-def load_runs(models: dict[str, Model], metrics_dir: Path, runs_dir: Path, val_images: int = 0) -> list[Run]:
-    """Every declared model's seeds with their metrics and run records (machine, per-epoch curves),
-    both written by `evaluate` and kept in git; a StageError names a missing file or key."""
-    if not models:
-        raise StageError("params.yaml: models declares no model, so there is nothing to report")
-    runs = []
-    for name, model in models.items():
-        for seed in model.seeds:
-            path = layout.seed_json(metrics_dir / name, seed)
-            metrics = read_json(path)
-            for section, keys in METRIC_KEYS.items():
-                if not isinstance(metrics.get(section), dict) or not keys <= set(metrics[section]):
-                    raise StageError(
-                        f"{path}: '{section}' must hold {', '.join(sorted(keys))}; rerun its evaluate stage"
-                    )
-            for key in ("weight_layers", "diverged", "diverged_epoch"):
-                if key not in metrics:
-                    raise StageError(f"{path}: '{key}' is missing; rerun its evaluate stage")
-            run = make_run(model, metrics, seed)
-            record_path = layout.seed_json(runs_dir / name, seed)
-            record = read_json(record_path)
-            try:
-                curves = {curve: record["curves"][curve] for curve in CURVES}
-                run.machine = record["machine"] or ""
-            except (KeyError, TypeError) as err:
-                raise StageError(f"{record_path}: {err} is missing; rerun its evaluate stage") from err
-            run.curves = {curve: [math.nan if v is None else v for v in values] for curve, values in curves.items()}
-            run.val_images = val_images
-            runs.append(run)
-    return runs
 
 
 def epoch_records(runs: list[Run]) -> list[dict[str, Any]]:
@@ -152,21 +114,24 @@ def summary_row(run: Run) -> dict[str, Any]:
 
 
 def sweep_records(sweeps: list[Sweep]) -> list[dict[str, Any]]:
-    """One record per sweep point: mean test accuracy, its 95% interval (or the value when one seed), the models."""
+    """One record per measured sweep point: mean test accuracy over the seeds that did not fail, its 95%
+    interval (or the value alone when one seed), how many seeds count; a point whose seeds all failed
+    has no record (a gap)."""
     records = []
     for sweep in sweeps:
-        for point in sweep.points:
+        for point in sweep.measured:
             estimate = point.estimate
+            low, high = estimate.interval() or (estimate.value, estimate.value)
             records.append(
                 {
                     "feature": f"{sweep.feature.name}: {sweep.feature.label}",
                     "sweep": sweep.title,
                     "value": point.value,
                     "test_accuracy": round(estimate.value, 4),
-                    "low": round(estimate.low if estimate.low is not None else estimate.value, 4),
-                    "high": round(estimate.high if estimate.high is not None else estimate.value, 4),
-                    "runs": len(point.runs),
-                    "models": " ".join(dict.fromkeys(run.name for run in point.runs)),
+                    "low": round(low, 4),
+                    "high": round(high, 4),
+                    "seeds": point.seeds,
+                    "models": point.names,
                 }
             )
     return records
@@ -181,51 +146,128 @@ def table(header: list[str], rows: list[list[Any]]) -> list[str]:
     ]
 
 
-def answer_section(a: Analysis, test_images: int) -> list[str]:
-    """The study's answer: one line per sweep, its gain per step with a 95% interval and a verdict."""
-    lines = [
-        f"Test accuracy on {test_images:,} test images; each point is the mean over its seeds with a 95% interval "
-        f"(Student's t at n - 1 degrees of freedom); each gain is a slope fitted to every seed's accuracy, with its "
-        f'interval; "equal" means the whole interval lies within ±{a.margin:g} (`report.equivalence_margin`, '
-        'declared before the run), otherwise a difference whose interval holds 0 is "inconclusive".',
+def p_text(p: float | None) -> str:
+    return "-" if p is None else f"{p:.4f}" if p >= 0.0001 else "< 0.0001"
+
+
+def primary_section(a: Analysis) -> list[str]:
+    """The declared questions: each difference with its interval, Welch and Holm p-values, verdict, and
+    the first seeds' paired per-image difference."""
+    if not a.primary:
+        return [
+            "No primary question is declared (`report.primary` in params.yaml): every verdict below is exploratory."
+        ]
+    family = len(a.primary)
+    rows = []
+    for answer, power in zip(a.primary, a.power):
+        first, second = answer.first, answer.second
+        pair = answer.paired
+        per_image = (
+            f"{pair.difference:+.4f} ± {pair.half_width:.4f} (McNemar p {p_text(pair.p_value)})"
+            if pair
+            else f"not paired: {answer.unpaired}"
+        )
+        rows.append(
+            [
+                answer.question.question,
+                f"{first.names} ({first.seeds}) - {second.names} ({second.seeds})",
+                answer.estimate.text(signed=True),
+                p_text(answer.estimate.p_value),
+                p_text(answer.holm_p),
+                answer.verdict(a.margin, family),
+                per_image,
+                "-" if power is None else f"{power:.0%}",
+            ]
+        )
+    return [
+        f"The question{'s' * (family > 1)} this study exists to answer, declared in params.yaml (`report.primary`). "
+        "Each is the difference in mean test accuracy between two models over their seeds, with its 95% "
+        f"interval (Welch); its verdict is Holm-controlled at 5% family-wise across these {family}: higher or lower "
+        "only when its Holm-adjusted p-value is under 0.05; equal only when its interval at the family-wise level "
+        f"(Bonferroni, {1 - 0.05 / family:.1%}) lies within ±{a.margin:g}. The last column compares the two models' "
+        "first seeds image by image on the same test images (the test set's own sampling error of the difference).",
         "",
+        *table(
+            [
+                "question",
+                "first - second",
+                "difference (95%)",
+                "p (Welch)",
+                "p (Holm)",
+                "verdict",
+                "first seeds, per image (95%)",
+                f"power at {POWER_STEP:+g}",
+            ],
+            rows,
+        ),
+        "",
+        f"Power: the chance that the family calls a question higher when its first model is truly {POWER_STEP:g} "
+        f"better and every other model's mean is unchanged, at the seed-to-seed spread its models show, in "
+        f"{POWER_STUDIES:,} made-up studies of this design answered by the same code "
+        "(`widthdepth.study.primary_power`); `-` where a model has fewer than two seeds that count or seeds that do "
+        "not vary.",
     ]
+
+
+def answer_section(a: Analysis, test_images: int) -> list[str]:
+    """The primary questions, then each sweep's whole gain (exploratory), then the best model."""
+    lines = ["### Primary questions", "", *primary_section(a), "", "### Along each sweep (exploratory)", ""]
     for sweep in a.sweeps:
-        gain = sweep.gain()
+        span = sweep.span()
+        if span is None:
+            lines.append(f"- {sweep.title}: fewer than two points with a seed that did not fail.")
+            continue
+        first, last, gain = span
         lines.append(
-            f"- {sweep.title}: {gain.text(signed=True)} test accuracy per {sweep.feature.step} "
-            f"({sweep.feature.label} {' → '.join(str(p.value) for p in sweep.points)}): {gain.verdict(a.margin)}."
+            f"- {sweep.title}: {last.value} against {first.value} {sweep.feature.label} ({last.names}, {last.seeds}, "
+            f"against {first.names}, {first.seeds}): {gain.text(signed=True)} test accuracy: {gain.verdict(a.margin)}."
         )
     if not a.sweeps:
         lines.append("- No sweep: no two models of one family and recipe differ in width, depth or branches alone.")
+    best, test = a.best, a.best.estimate
+    low, high = sampling_interval(test.value, test_images)
     lines += [
         "",
-        f"This report tests {a.comparisons} differences at 95% (steps, slopes, matched costs, budgets): about one in "
-        "twenty of them would be flagged by chance alone, so read a single verdict among them with that in mind.",
+        f"Beside the primary family, this report draws {a.exploratory} exploratory verdicts (sweep steps and spans, "
+        "equal-cost pairs, budget, learning-rate and batch-norm checks), each at 95% alone, unadjusted: about one "
+        "in twenty of them would be flagged by chance alone.",
         "",
-        f"Best model by validation accuracy: {a.best[0].name} (validation "
-        f"{mean_estimate([r.metrics['val']['accuracy'] for r in a.best]).text()}, test "
-        f"{test_estimate(a.best).text()}, {len(a.best)} seed{'s' * (len(a.best) > 1)}, "
-        f"{a.best[0].metrics['cost']['params']:,} parameters).",
+        f"Best model by validation accuracy: {best.name} (validation {best.val_estimate.text()}, test "
+        f"{test.text()}, {best.seeds}, {best.runs[0].metrics['cost']['params']:,} parameters).",
+        "",
+        f"Every model is scored on the same {test_images:,} test images, whose own sampling error the seeds do "
+        f"not see: an accuracy of {test.value:.4f} measured on them is known only to {low:.4f}-{high:.4f} "
+        "(Wilson 95%) as an estimate of accuracy on fresh images. The intervals over seeds compare models on these "
+        "images; the primary table's last column gives the test images' share of a difference.",
     ]
     return lines
 
 
+def point_cells(point: Group) -> tuple[str, str]:
+    """A point's mean test accuracy over the seeds that count, and how many count; `-` for a gap."""
+    if not point.good:
+        return "- (gap: every seed failed)", point.seeds
+    as_scored = point.as_scored
+    scored = f"; over all {len(point.runs)} as scored: {as_scored.text()}" if as_scored is not None else ""
+    return point.estimate.text() + scored, point.seeds
+
+
 def sweep_tables(a: Analysis) -> list[str]:
     """Per sweep: each point, its cost, mean test accuracy with its interval, seeds, the step to the
-    next point and its verdict."""
+    next point and its verdict (exploratory)."""
     lines = []
     for sweep in a.sweeps:
         steps = sweep.steps() + [None]
         rows = []
         for point, step in zip(sweep.points, steps):
+            accuracy, seeds = point_cells(point)
             rows.append(
                 [
                     point.value,
-                    f"{point_cost(point, 'params'):,.0f}",
-                    f"{point_cost(point, 'macs_per_image'):,.0f}",
-                    point.estimate.text(),
-                    len(point.runs),
+                    f"{point.cost('params'):,.0f}",
+                    f"{point.cost('macs_per_image'):,.0f}",
+                    accuracy,
+                    seeds,
                     "" if step is None else step.text(signed=True),
                     "" if step is None else step.verdict(a.margin),
                 ]
@@ -253,43 +295,85 @@ def sweep_tables(a: Analysis) -> list[str]:
 
 
 def matched_cost_section(a: Analysis) -> list[str]:
-    """Wider against deeper at equal cost, each matched cost a row (no average that could hide a crossover)."""
-    lines = []
-    for m in a.matched:
-        rows = [
-            [f"{cost:,.0f}", w.text(), d.text(), gap.text(signed=True), gap.verdict(a.margin)]
-            for cost, w, d, gap in m.points
+    """Wider against deeper at equal cost: measured models only, no interpolation (exploratory)."""
+    if not a.matched:
+        return [
+            f"No wider, shallower model and narrower, deeper model of one family and recipe cost within "
+            f"{MATCHED_COST_RATIO:g}x of each other."
         ]
-        lines += [
-            f"### {m.width.family}, {m.width.recipe} recipe, at equal {COSTS[m.cost]}",
-            "",
-            *table(
-                [COSTS[m.cost], "wider (width sweep)", "deeper (depth sweep)", "wider - deeper (95%)", "verdict"], rows
-            ),
-            "",
-            "Each sweep's accuracy between two of its points is interpolated linearly in log cost; the shared "
-            "model of both sweeps is left out, its difference being zero by construction.",
-            "",
+    rows = [
+        [
+            COSTS[m.cost],
+            f"{m.wider.names} ({m.wider.seeds})",
+            f"{m.wider.cost(m.cost):,.0f}",
+            f"{m.deeper.names} ({m.deeper.seeds})",
+            f"{m.deeper.cost(m.cost):,.0f}",
+            m.wider.estimate.text(),
+            m.deeper.estimate.text(),
+            m.gap.text(signed=True),
+            m.gap.verdict(a.margin),
         ]
-    return lines or ["No width and depth sweep of one family and recipe cover a common cost range."]
+        for m in a.matched
+    ]
+    return [
+        f"Every wider, shallower model against every narrower, deeper one of the same family and recipe whose "
+        f"cost is within {MATCHED_COST_RATIO:g}x of it, both measured (no interpolation): each row says both costs.",
+        "",
+        *table(
+            [
+                "cost",
+                "wider",
+                "its cost",
+                "deeper",
+                "its cost",
+                "wider: test",
+                "deeper: test",
+                "wider - deeper (95%)",
+                "verdict",
+            ],
+            rows,
+        ),  # fmt: skip
+    ]
 
 
 def scaling_section(a: Analysis) -> list[str]:
-    """Power laws of test error along each width sweep, cited only when their held-out check passes."""
+    """Power laws of test error along each width sweep, cited only when their held-out check on validation passes."""
     rows = []
     for f in a.fits:
-        check = {True: "passed", False: "failed", None: "too few points to check"}[f.check]
+        check = {True: "passed", False: "failed", None: "too few points to check"}
         exponent = f.alpha.text() if f.check else "not cited"
-        rows.append([f.sweep.title, COSTS[f.cost], exponent, f"{f.predicted:.4f}", f"{f.measured:.4f}", check])
+        rows.append(
+            [
+                f.sweep.title,
+                COSTS[f.cost],
+                exponent,
+                check[f.check],
+                check[f.test_check],
+                f"{f.predicted:.4f}",
+                f"{f.measured:.4f}",
+            ]
+        )
     if not rows:
-        return ["No width sweep has three or more points."]
+        return ["No width sweep has three or more measured points."]
     return [
-        *table(["sweep", "against", "alpha (95%)", "held out: predicted error", "measured", "check"], rows),
+        *table(
+            [
+                "sweep",
+                "against",
+                "alpha, test error (95%)",
+                "held-out check, validation (decides)",
+                "held-out check, test",
+                "held out: predicted test error",
+                "measured",
+            ],
+            rows,
+        ),
         "",
         "error ≈ a N^-alpha, fitted in log-log to every seed's error. The check refits without the largest "
-        "point and asks whether that point's mean error lies in the fit's 95% prediction interval; "
-        "an exponent whose check fails or cannot "
-        "be made is not cited. The fits have no floor, so alpha describes this range of sizes, not the limit.",
+        "point and asks whether that point's mean error lies in the fit's 95% prediction interval; it is made on "
+        "validation error, which decides whether the exponent (of the test-error fit) is cited, and reported on "
+        "test error. An exponent whose check fails or cannot be made is not cited. The fits have no floor, so "
+        "alpha describes this range of sizes, not the limit; it is a rate, so no margin applies to it.",
     ]
 
 
@@ -298,12 +382,12 @@ def budget_section(a: Analysis) -> list[str]:
         return ["No model was trained at two budgets (declare one again with a recipe that differs only in `epochs`)."]
     rows = [
         [
-            ", ".join(dict.fromkeys(r.name for r in c.base)),
+            c.base.names,
             c.base_epochs,
-            test_estimate(c.base).text(),
-            ", ".join(dict.fromkeys(r.name for r in c.longer)),
+            f"{c.base.estimate.text()} ({c.base.seeds})",
+            c.longer.names,
             c.longer_epochs,
-            test_estimate(c.longer).text(),
+            f"{c.longer.estimate.text()} ({c.longer.seeds})",
             c.gain.text(signed=True),
             c.gain.verdict(a.margin),
         ]
@@ -314,8 +398,8 @@ def budget_section(a: Analysis) -> list[str]:
             ["model", "epochs", "test accuracy", "longer", "epochs", "test accuracy", "gain (95%)", "verdict"], rows
         ),
         "",
-        "A gain whose interval lies above 0 means this budget leaves accuracy on the table: read the sweeps as "
-        "comparisons at this budget, not at convergence.",
+        "Exploratory. A gain whose interval lies above 0 means this budget leaves accuracy on the table: read the "
+        "sweeps as comparisons at this budget, not at convergence.",
     ]
 
 
@@ -332,10 +416,10 @@ def rate_section(a: Analysis) -> list[str]:
             [
                 f"{point.value} {sweep.feature.label}",
                 f"{lr:g}" + (" (the sweep's)" if lr == check.rate else ""),
-                ", ".join(dict.fromkeys(r.name for r in group)),
-                mean_estimate([r.metrics["val"]["accuracy"] for r in group]).text(),
-                test_estimate(group).text(),
-                len(group),
+                group.names,
+                group.val_estimate.text(),
+                group.estimate.text(),
+                group.seeds,
                 "chosen" if lr == pick else "",
             ]
             for point, rates, pick in zip((sweep.points[0], sweep.points[-1]), check.ends, chosen)
@@ -344,7 +428,7 @@ def rate_section(a: Analysis) -> list[str]:
         at_sweep, at_chosen = check.gain_at_sweep_rate, check.gain_at_chosen_rates
         lines += [
             f"{sweep.family} {sweep.feature.name} sweep ({sweep.recipe} recipe), its ends at several learning rates; "
-            "each end's rate is chosen on validation accuracy:",
+            "each end's rate is chosen on validation accuracy (exploratory):",
             "",
             *table(["point", "learning rate", "model", "validation accuracy", "test accuracy", "seeds", ""], rows),
             "",
@@ -358,93 +442,94 @@ def rate_section(a: Analysis) -> list[str]:
 
 
 def batch_norm_section(a: Analysis) -> list[str]:
-    """What recomputing the batch-norm statistics after training does (the recipe option `recalibrate_batch_norm`)."""
-    if not a.batch_norm:
+    """What recomputing the batch-norm statistics after training does (the recipe option
+    `recalibrate_batch_norm`), collapsed runs included and shown apart."""
+    if not a.recalibrations:
         return ["No model with batch norm was evaluated."]
-    estimates = {recipe: mean_estimate(changes) for recipe, changes in a.batch_norm.items()}
-    rows = [
-        [recipe, e.text(signed=True), len(a.batch_norm[recipe]), e.verdict(a.margin)] for recipe, e in estimates.items()
-    ]
-    images = max(
-        run.metrics["recomputed_batch_norm"]["images"] for run in a.good if run.metrics.get("recomputed_batch_norm")
-    )
+    rows = []
+    for recipe in dict.fromkeys(r.run.recipe for r in a.recalibrations):
+        members = [r for r in a.recalibrations if r.run.recipe == recipe]
+        for label, part in (
+            ("every run", members),
+            ("collapsed runs", [r for r in members if r.run.failure]),
+            ("the other runs", [r for r in members if not r.run.failure]),
+        ):
+            if part and (label == "every run" or len(part) < len(members)):
+                e = mean_estimate([r.change for r in part])
+                rows.append([recipe, label, e.text(signed=True), len(part), e.verdict(a.margin)])
+    images = max(r.run.metrics["recomputed_batch_norm"]["images"] for r in a.recalibrations)
     return [
         "Every model with batch norm is evaluated once more after its batch-norm statistics are recomputed on "
         f"{images:,} training images in inference mode (the recipe option `recalibrate_batch_norm`, "
-        "widthdepth/training/batchnorm.py). The change in validation accuracy, paired per run, by recipe:",
+        "widthdepth/training/batchnorm.py). The change in validation accuracy, paired per run, by recipe; runs "
+        "that collapsed in inference mode are included and also shown apart (exploratory):",
         "",
-        *table(["recipe", "validation accuracy, recomputed - as trained (95%)", "runs", "verdict"], rows),
+        *table(["recipe", "runs of it", "validation accuracy, recomputed - as trained (95%)", "runs", "verdict"], rows),
     ]
 
 
 def frontier_section(a: Analysis) -> list[str]:
     rows = [
-        [g[0].name, f"{g[0].metrics['cost']['params']:,}", g[0].family, test_estimate(g).text(), len(g)]
+        [g.names, f"{g.cost('params'):,.0f}", g.runs[0].family, g.val_estimate.text(), g.estimate.text(), g.seeds]
         for g in a.frontier
     ]
     return [
-        "The models (means over their seeds) that no model with fewer parameters beats on test accuracy:",
+        "The models (means over their seeds) that no model with fewer parameters beats on validation accuracy "
+        "(chosen on validation; their test accuracy reported):",
         "",
-        *table(["model", "parameters", "family", "test accuracy (95%)", "seeds"], rows),
+        *table(["model", "parameters", "family", "validation accuracy (95%)", "test accuracy (95%)", "seeds"], rows),
         "",
         "Families compare at equal cost only where their parameter ranges overlap: see the cost figure.",
     ]
 
 
 def notebook_section(a: Analysis, reference: dict[str, float]) -> list[str]:
-    """The notebook's models next to the notebook's numbers: validation accuracy at the last and at the best
-    epoch, and test accuracy, each a mean over the model's seeds with its interval."""
+    """The notebook's models next to the notebook's numbers, over all their seeds as scored and over the
+    seeds that did not collapse, with how many collapsed."""
     if not reference:
         return ["No notebook numbers are declared (`report.notebook`)."]
+    groups = {g.name: g for g in seed_groups(a.runs)}
     rows = []
     for name, number in reference.items():
-        declared = next(
-            (g for g in seed_groups(a.runs) if any(run.name == name for run in g)), []
-        )  # its seeds, however declared
-        group = [run for run in declared if not run.failure]
-        failed = f"{len(declared) - len(group)} failed" if len(group) < len(declared) else ""
-        if not group:
-            if declared:
-                rows.append([name, f"{number:.3f}", "-", "-", "-", 0, f"all {len(declared)} failed (see Failed runs)"])
+        if name not in groups:
             continue
-        last = mean_estimate([run.curves["val_accuracy"][-1] for run in group])
-        best = mean_estimate([max(run.curves["val_accuracy"]) for run in group])
-        epochs = ", ".join(str(int(np.argmax(run.curves["val_accuracy"])) + 1) for run in group)
+        group = groups[name]
+        scored = [run for run in group.runs if math.isfinite(run.curves["val_accuracy"][-1])]
+        last = mean_estimate([run.curves["val_accuracy"][-1] for run in scored])
+        best = mean_estimate([max(run.curves["val_accuracy"]) for run in scored])
+        all_seeds = mean_estimate([run.test_accuracy for run in group.runs if math.isfinite(run.test_accuracy)])
+        survivors = group.estimate if group.good else Estimate(math.nan)
+        failed = len(group.runs) - len(group.good)
         rows.append(
             [
                 name,
                 f"{number:.3f}",
                 last.text(),
-                f"{best.text()} (epoch {epochs})",
-                test_estimate(group).text(),
-                len(group),
-                failed,
+                best.text(),
+                all_seeds.text(),
+                survivors.text() if group.good else "-",
+                f"{failed} of {len(group.runs)}",
             ]
         )
     if not rows:
         return [f"None of the notebook's models ({', '.join(reference)}) is declared in `models`."]
-    lines = table(
+    return table(
         [
             "model",
-            "notebook (test, last epoch, official pixels)",
+            "notebook (test, last epoch, one run, official pixels)",
             "validation, last epoch",
             "validation, best epoch",
-            "test",
-            "seeds",
+            "test, every seed as scored",
+            "test, seeds that did not fail",
             "failed seeds",
         ],
         rows,
-    )
-    if max(row[-2] for row in rows) == 1:
-        return lines + [
-            "",
-            "With one seed per model there is no interval: a difference between two of them is not known to "
-            "exceed the seed-to-seed noise. Declare more seeds to compare them.",
-        ]
-    return lines + [
+    ) + [
         "",
-        "Each value is the mean over the model's seeds with its 95% interval; its width and depth steps are "
-        "in the sweep tables above (notebook recipe).",
+        "The notebook recipe's last-epoch accuracy swings between epochs and its runs can collapse in inference "
+        "mode (see Failed runs): the notebook's single numbers are compared with the mean over every seed as its "
+        "saved model scored, failed ones included, and with the mean over the seeds that did not fail. Each value "
+        "is a mean over seeds with its 95% interval.",
     ]
 
 
@@ -452,10 +537,13 @@ def failed_section(a: Analysis) -> list[str]:
     if not a.failed:
         return [
             "No run failed: none diverged (training loss non-finite or above 3 x ln(classes), "
-            "`widthdepth/training/loop.py`, DIVERGED_LOSS_FACTOR) and none collapsed in inference mode."
+            "`widthdepth/training/loop.py`, DIVERGED_LOSS_FACTOR), none has a non-finite metric and none collapsed "
+            "in inference mode."
         ]
+    counts = [f"{g.name}: {g.seeds}" for g in seed_groups(a.runs) if len(g.good) < len(g.runs)]
     return [
-        "These runs failed and are left out of every sweep, gain, comparison, fit, frontier and the best-model pick:",
+        "These runs failed and count in no mean and no verdict (every point and table says how many of its seeds "
+        f"count; a point whose seeds all failed is a gap). Models with failed seeds: {'; '.join(counts)}.",
         "",
     ] + [f"- {run.label} ({run.family}, {run.recipe} recipe): {run.failure}{collapse_cause(run)}" for run in a.failed]
 
@@ -503,11 +591,12 @@ def regime(
         r = recipes[name]
         members = [run for run in runs if run.recipe == name]
         seeds = sorted({run.declaration["seed"] for run in members})
+        count = len(seed_groups(members))
         augment = ", ".join(a for a, on in (("flips", r.flip), (f"shifts of {r.translate:g}", r.translate)) if on)
         warmup = f" after {r.warmup_epochs} warm-up epochs" if r.warmup_epochs else ""
         batch_norm = "" if r.fused_batch_norm else ", Keras' batch-norm layer (not the fused kernel)"
         lines.append(
-            f"- Recipe `{name}` ({len(members)} model{'s' if len(members) > 1 else ''}, "
+            f"- Recipe `{name}` ({count} model{'s' * (count > 1)}, {len(members)} runs, "
             f"seeds {', '.join(map(str, seeds))}): {r.epochs} epochs at batch "
             f"{r.batch_size}, {r.optimizer} at {r.learning_rate:g} (momentum {r.momentum:g}, weight decay "
             f"{r.weight_decay:g}), {r.schedule} schedule{warmup}, "
@@ -522,8 +611,8 @@ def machines(runs: list[Run]) -> list[str]:
     lines = [f"{machine or 'not recorded'} ({count} run{'s' * (count > 1)})" for machine, count in
              sorted(Counter(run.machine for run in runs).items())]  # fmt: skip
     for group in seed_groups(runs):
-        if len({run.machine for run in group}) > 1:
-            lines.append(f"{group[0].name}'s seeds trained on different machines")
+        if len({run.machine for run in group.runs}) > 1:
+            lines.append(f"{group.name}'s seeds trained on different machines")
     return lines
 
 
@@ -531,7 +620,7 @@ def write_report(
     folder: Path,
     info: dict[str, Any],
     data: Data,
-    report: Report,
+    report: ReportParams,
     a: Analysis,
     confusion_dir: Path,
     samples: tuple[np.ndarray, np.ndarray],
@@ -540,7 +629,7 @@ def write_report(
     (which holds the recipes); `report` gives the notebook's reference numbers, `samples` some
     training images and their labels, to show what the data looks like."""
     # evaluate's confusion records are of a model's first seed
-    confusion = read_json(confusion_dir / f"{a.best[0].name}.json")
+    confusion = read_json(confusion_dir / f"{a.best.name}.json")
     epochs = epoch_records(a.runs)
     rows = [summary_row(run) for run in a.runs]
     cost = [
@@ -594,6 +683,6 @@ def write_report(
     plot_confusion(
         confusion,
         info["classes"],
-        f"Confusion matrix of {a.best[0].name} (best by validation accuracy; first seed), test set",
+        f"Confusion matrix of {a.best.name} (best by validation accuracy; first seed), test set",
         folder / "confusion_best.png",
     )

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from widthdepth.figures.grids import pyplot
-from widthdepth.study import COSTS, Run, ScalingFit, Sweep, point_cost, seed_groups
+from widthdepth.study import COSTS, Run, ScalingFit, Sweep, seed_groups
 
 # Each family's line style (per-epoch chart) and marker (cost charts); a family not listed gets DEFAULT_STYLE.
 STYLES = {"alexnet": ("-", "o"), "inception": ("--", "s"), "airbench": ("-.", "D"), "mlp": (":", "^")}
@@ -27,9 +27,14 @@ def plot_sweeps(sweeps: list[Sweep], path: Path) -> None:
     for ax, name in zip(axes[0], names):
         for sweep in (s for s in sweeps if s.feature.name == name):
             x = [p.value for p in sweep.points]
-            y = [p.mean for p in sweep.points]
-            bars = [p.estimate.half_width or 0.0 for p in sweep.points]  # 0: one seed, no interval
-            ax.errorbar(x, y, yerr=bars, marker="o", capsize=4, label=sweep.title)
+            # a point whose seeds all failed is NaN: a gap in the line, not a bridge
+            y = [p.estimate.value if p.good else np.nan for p in sweep.points]
+            bars = [(p.estimate.half_width() or 0.0) if p.good else 0.0 for p in sweep.points]  # 0: no interval
+            line = ax.errorbar(x, y, yerr=bars, marker="o", capsize=4, label=sweep.title)
+            for p in sweep.points:  # say how many seeds count wherever some failed
+                if p.good and len(p.good) < len(p.runs):
+                    ax.annotate(p.seeds, (p.value, p.estimate.value), fontsize=7, xytext=(4, -10),
+                                textcoords="offset points", color=line.lines[0].get_color())  # fmt: skip
             if sweep.feature.doubling:
                 ax.set_xscale("log", base=2)
         values = sorted({p.value for s in sweeps if s.feature.name == name for p in s.points})
@@ -66,7 +71,7 @@ def plot_cost(runs: list[Run], path: Path) -> None:
                 label=family,
             )
         for group in seed_groups(runs):  # one label per model, however many seeds
-            first = group[0]
+            first = group.runs[0]
             ax.annotate(
                 first.name,
                 (first.metrics["cost"][key], first.test_accuracy),
@@ -151,13 +156,14 @@ def plot_scaling(fits: list[ScalingFit], path: Path) -> None:
     fig, axes = plt.subplots(1, len(costs), figsize=(6 * len(costs), 4.5), squeeze=False)
     for ax, cost in zip(axes[0], costs):
         for fit in (f for f in fits if f.cost == cost):
-            x = [point_cost(p, cost) for p in fit.sweep.points]
+            points = fit.sweep.measured
+            x = [p.cost(cost) for p in points]
             label = (
                 f"alpha {fit.alpha.value:.3f}"
                 if fit.check
                 else "fit not cited: its held-out check " + ("failed" if fit.check is False else "is impossible")
             )
-            line = ax.plot(x, [1 - p.mean for p in fit.sweep.points], "o", label=f"{fit.sweep.title}: {label}")[0]
+            line = ax.plot(x, [1 - p.estimate.value for p in points], "o", label=f"{fit.sweep.title}: {label}")[0]
             grid = np.geomspace(min(x), max(x), 50)
             ax.plot(grid, [fit.predict(c) for c in grid], "-" if fit.check else ":", color=line.get_color(), alpha=0.6)
         ax.set_xscale("log")
