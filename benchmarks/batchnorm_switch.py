@@ -25,7 +25,8 @@ from pathlib import Path
 from widthdepth import layout, params
 from widthdepth.architectures import parse_models
 from widthdepth.stage import read_json
-from widthdepth.study import Run, difference, make_run, mean_estimate
+from widthdepth.statistics import difference, mean_estimate
+from widthdepth.study import Run, make_run
 from widthdepth.training.log import run_record
 
 

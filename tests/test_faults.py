@@ -317,7 +317,7 @@ def test_an_mlp_without_hidden_layers_is_refused() -> None:
 
 
 def test_a_report_of_no_models_says_so(workdir: Path) -> None:
-    from widthdepth.report import load_runs
+    from widthdepth.results import load_runs
 
     with pytest.raises(StageError, match=r"^params.yaml: models declares no model, so there is nothing to report$"):
         load_runs({}, (8, 8, 3), workdir / "metrics", workdir / "runs")
