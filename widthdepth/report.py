@@ -37,6 +37,7 @@ from widthdepth.study import (
     Group,
     Run,
     Sweep,
+    recalibration_parts,
     seed_groups,
 )
 
@@ -252,10 +253,22 @@ def point_cells(point: Group) -> tuple[str, str]:
     return point.estimate.text() + scored, point.seeds
 
 
-def sweep_tables(a: Analysis) -> list[str]:
+def sweep_tables(a: Analysis, test_images: int) -> list[str]:
     """Per sweep: each point, its cost, mean test accuracy with its interval, seeds, the step to the
-    next point and its verdict (exploratory)."""
-    lines = []
+    next point and its verdict (exploratory); first, the test set's own error at the sweeps' range."""
+    means = [p.estimate.value for s in a.sweeps for p in s.measured]
+    if not means:
+        return ["No sweep: no two models of one family and recipe differ in width, depth or branches alone."]
+    ends = " and ".join(
+        f"{m:.4f} is {low:.4f}-{high:.4f}"
+        for m in (min(means), max(means))
+        for low, high in [sampling_interval(m, test_images)]
+    )
+    lines = [
+        "Intervals are over seeds, on the same test images. Each accuracy also carries the test set's own "
+        f"sampling error, which seeds do not see: {ends} (Wilson 95%, {test_images:,} images).",
+        "",
+    ]
     for sweep in a.sweeps:
         steps = sweep.steps() + [None]
         rows = []
@@ -291,7 +304,7 @@ def sweep_tables(a: Analysis) -> list[str]:
             f"Models: {', '.join(sweep.models)}.",
             "",
         ]
-    return lines or ["No sweep: no two models of one family and recipe differ in width, depth or branches alone."]
+    return lines
 
 
 def matched_cost_section(a: Analysis) -> list[str]:
@@ -447,16 +460,9 @@ def batch_norm_section(a: Analysis) -> list[str]:
     if not a.recalibrations:
         return ["No model with batch norm was evaluated."]
     rows = []
-    for recipe in dict.fromkeys(r.run.recipe for r in a.recalibrations):
-        members = [r for r in a.recalibrations if r.run.recipe == recipe]
-        for label, part in (
-            ("every run", members),
-            ("collapsed runs", [r for r in members if r.run.failure]),
-            ("the other runs", [r for r in members if not r.run.failure]),
-        ):
-            if part and (label == "every run" or len(part) < len(members)):
-                e = mean_estimate([r.change for r in part])
-                rows.append([recipe, label, e.text(signed=True), len(part), e.verdict(a.margin)])
+    for recipe, label, changes in recalibration_parts(a.recalibrations):
+        e = mean_estimate(changes)
+        rows.append([recipe, label, e.text(signed=True), len(changes), e.verdict(a.margin)])
     images = max(r.run.metrics["recomputed_batch_norm"]["images"] for r in a.recalibrations)
     return [
         "Every model with batch norm is evaluated once more after its batch-norm statistics are recomputed on "
@@ -640,7 +646,7 @@ def write_report(
     sections = {
         "The answer": answer_section(a, info["splits"]["test"]["count"]),
         "Regime": regime(info, data, a.recipes, a.runs, machines(a.runs)),
-        "Sweeps": sweep_tables(a),
+        "Sweeps": sweep_tables(a, info["splits"]["test"]["count"]),
         "Width or depth at equal cost": matched_cost_section(a),
         "Scaling with width": scaling_section(a),
         "Training budget": budget_section(a),

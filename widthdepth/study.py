@@ -379,6 +379,20 @@ def recalibrations(runs: list[Run]) -> list[Recalibration]:
     ]
 
 
+def recalibration_parts(recalibrations: list[Recalibration]) -> list[tuple[str, str, list[float]]]:
+    """Per recipe: (recipe, which runs, their changes) over every run and, where some collapsed, apart
+    for the collapsed runs and the others: each part is one verdict of the report."""
+    parts = []
+    for recipe in dict.fromkeys(r.run.recipe for r in recalibrations):
+        members = [r for r in recalibrations if r.run.recipe == recipe]
+        collapsed = [r.change for r in members if r.run.failure]
+        parts.append((recipe, "every run", [r.change for r in members]))
+        if collapsed and len(collapsed) < len(members):
+            parts.append((recipe, "collapsed runs", collapsed))
+            parts.append((recipe, "the other runs", [r.change for r in members if not r.run.failure]))
+    return parts
+
+
 COSTS = {"params": "parameters", "macs_per_image": "multiply-accumulates per image"}
 # Two models count as of equal cost when one costs at most this many times the other; each row shows both.
 MATCHED_COST_RATIO = 1.5
@@ -616,7 +630,7 @@ class Analysis:
             + len(self.matched)
             + len(self.controls)
             + 2 * len(self.rates)
-            + len({r.run.recipe for r in self.recalibrations})
+            + len(recalibration_parts(self.recalibrations))
         )
 
 
