@@ -264,7 +264,7 @@ def frontier(groups: list[Group], cost: Callable[[Group], float]) -> list[Group]
     return kept
 
 
-def test_difference(first: Group, second: Group) -> Estimate:
+def accuracy_difference(first: Group, second: Group) -> Estimate:
     """first's mean test accuracy minus second's, over the seeds of each that did not fail (Welch)."""
     return difference([r.test_accuracy for r in first.good], [r.test_accuracy for r in second.good])
 
@@ -280,7 +280,7 @@ class BudgetControl:
 
     @property
     def gain(self) -> Estimate:
-        return test_difference(self.longer, self.base)
+        return accuracy_difference(self.longer, self.base)
 
 
 def recipe_variants(runs: list[Run], recipes: dict[str, Recipe], key: str) -> list[dict[Any, Group]]:
@@ -331,12 +331,12 @@ class RateCheck:
     @property
     def gain_at_sweep_rate(self) -> Estimate:
         first, last = (rates[self.rate] for rates in self.ends)
-        return test_difference(last, first)
+        return accuracy_difference(last, first)
 
     @property
     def gain_at_chosen_rates(self) -> Estimate:
         first, last = (rates[lr] for rates, lr in zip(self.ends, self.chosen))
-        return test_difference(last, first)
+        return accuracy_difference(last, first)
 
 
 def rate_checks(sweeps: list[Sweep], runs: list[Run], recipes: dict[str, Recipe]) -> list[RateCheck]:
@@ -409,7 +409,7 @@ class MatchedPair:
 
     @property
     def gap(self) -> Estimate:
-        return test_difference(self.wider, self.deeper)
+        return accuracy_difference(self.wider, self.deeper)
 
 
 def matched_pairs(runs: list[Run], cost: str) -> list[MatchedPair]:
@@ -526,7 +526,7 @@ def primary_answers(
     answers = []
     for name, question in questions.items():
         first, second = (by_name[model] for model in question.models)
-        estimate = test_difference(first, second)
+        estimate = accuracy_difference(first, second)
         pair, unpaired = None, ""
         heads = [group.runs[0] for group in (first, second)]
         if any(run.failure for run in heads):
