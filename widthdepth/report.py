@@ -30,6 +30,7 @@ from widthdepth.statistics import Estimate, mean_estimate, sampling_interval
 from widthdepth.study import (
     COLLAPSE_RATIO,
     COSTS,
+    FAMILY_WISE_ALPHA,
     MATCHED_COST_RATIO,
     POWER_STEP,
     POWER_STUDIES,
@@ -183,9 +184,10 @@ def primary_section(a: Analysis) -> list[str]:
     return [
         f"The question{'s' * (family > 1)} this study exists to answer, declared in params.yaml (`report.primary`). "
         "Each is the difference in mean test accuracy between two models over their seeds, with its 95% "
-        f"interval (Welch); its verdict is Holm-controlled at 5% family-wise across these {family}: higher or lower "
-        "only when its Holm-adjusted p-value is under 0.05; equal only when its interval at the family-wise level "
-        f"(Bonferroni, {1 - 0.05 / family:.1%}) lies within ±{a.margin:g}. The last column compares the two models' "
+        f"interval (Welch); its verdict is Holm-controlled at {FAMILY_WISE_ALPHA:.0%} family-wise across these "
+        f"{family}: higher or lower only when its Holm-adjusted p-value is under {FAMILY_WISE_ALPHA:g}; equal only when "
+        f"its interval at the family-wise level (Bonferroni, {1 - FAMILY_WISE_ALPHA / family:.1%}) lies within "
+        f"±{a.margin:g}. The last column compares the two models' "
         "first seeds image by image on the same test images (the test set's own sampling error of the difference).",
         "",
         *table(
