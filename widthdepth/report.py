@@ -185,8 +185,8 @@ def primary_section(a: Analysis) -> list[str]:
         f"The question{'s' * (family > 1)} this study exists to answer, declared in params.yaml (`report.primary`). "
         "Each is the difference in mean test accuracy between two models over their seeds, with its 95% "
         f"interval (Welch); its verdict is Holm-controlled at {FAMILY_WISE_ALPHA:.0%} family-wise across these "
-        f"{family}: higher or lower only when its Holm-adjusted p-value is under {FAMILY_WISE_ALPHA:g}; equal only when "
-        f"its interval at the family-wise level (Bonferroni, {1 - FAMILY_WISE_ALPHA / family:.1%}) lies within "
+        f"{family}: higher or lower only when its Holm-adjusted p-value is under {FAMILY_WISE_ALPHA:g}; equal only "
+        f"when its interval at the family-wise level (Bonferroni, {1 - FAMILY_WISE_ALPHA / family:.1%}) lies within "
         f"±{a.margin:g}. The last column compares the two models' "
         "first seeds image by image on the same test images (the test set's own sampling error of the difference).",
         "",
