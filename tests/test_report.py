@@ -304,7 +304,7 @@ def test_a_diverged_run_is_listed_apart_and_counts_nowhere(workdir: Path) -> Non
     write_results(workdir, models, accuracy, val=accuracy, diverged={"w32": 2})
     run_stage("report", *REPORT_ARGS)
     text = Path("report/report.md").read_text()
-    answer, failed = text.split("## Regime")[0], text.split("## Failed runs")[1].split("## Summary")[0]
+    answer, failed = text.split("## Sweeps")[0], text.split("## Failed runs")[1].split("## Summary")[0]
     assert "- w32 (alexnet, modern recipe): diverged in epoch 2" in failed
     assert "w32" not in answer and "Best model by validation accuracy: w16" in answer
     assert "16 against 8 filters of the first convolution (w16, 1 seed, against w8, 1 seed): +0.1000" in answer
@@ -511,7 +511,7 @@ def test_a_run_that_collapsed_in_inference_mode_is_flagged_and_counts_nowhere(wo
     )
     # beside the notebook's number: over every seed as scored, and how many failed
     assert "| w32 | 0.500 | 0.4500 | 0.4500 | 0.2000 | - | 1 of 1 |" in text
-    assert "w32" not in text.split("## Regime")[0] and "w32" not in Path("report/plots/sweeps.json").read_text()
+    assert "w32" not in text.split("## Sweeps")[0] and "w32" not in Path("report/plots/sweeps.json").read_text()
     # the recalibration table includes the collapsed run it exists to explain
     assert "| sweep | every run | +0.2100 | 1 | no interval (one seed) |" in text
     with open("report/summary.csv", newline="") as file:

@@ -212,9 +212,9 @@ def primary_section(a: Analysis) -> list[str]:
     ]
 
 
-def answer_section(a: Analysis, test_images: int) -> list[str]:
-    """The primary questions, then each sweep's whole gain (exploratory), then the best model."""
-    lines = ["### Primary questions", "", *primary_section(a), "", "### Along each sweep (exploratory)", ""]
+def spans_section(a: Analysis) -> list[str]:
+    """Each sweep's whole gain: its last measured point against its first (exploratory)."""
+    lines = []
     for sweep in a.sweeps:
         span = sweep.span()
         if span is None:
@@ -225,11 +225,15 @@ def answer_section(a: Analysis, test_images: int) -> list[str]:
             f"- {sweep.title}: {last.value} against {first.value} {sweep.feature.label} ({last.names}, {last.seeds}, "
             f"against {first.names}, {first.seeds}): {gain.text(signed=True)} test accuracy: {gain.verdict(a.margin)}."
         )
-    if not a.sweeps:
-        lines.append("- No sweep: no two models of one family and recipe differ in width, depth or branches alone.")
+    return lines or ["No sweep: no two models of one family and recipe differ in width, depth or branches alone."]
+
+
+def answer_section(a: Analysis, test_images: int) -> list[str]:
+    """The primary questions, how many exploratory verdicts the rest draws, and the best model."""
     best, test = a.best, a.best.estimate
     low, high = sampling_interval(test.value, test_images)
-    lines += [
+    return [
+        *primary_section(a),
         "",
         f"Beside the primary family, this report draws {a.exploratory} exploratory verdicts (sweep steps and spans, "
         "equal-cost pairs, budget, learning-rate and batch-norm checks), each at 95% alone, unadjusted: about one "
@@ -243,7 +247,6 @@ def answer_section(a: Analysis, test_images: int) -> list[str]:
         "(Wilson 95%) as an estimate of accuracy on fresh images. The intervals over seeds compare models on these "
         "images; the primary table's last column gives the test images' share of a difference.",
     ]
-    return lines
 
 
 def point_cells(point: Group) -> tuple[str, str]:
@@ -648,6 +651,7 @@ def write_report(
     sections = {
         "The answer": answer_section(a, info["splits"]["test"]["count"]),
         "Regime": regime(info, data, a.recipes, a.runs, machines(a.runs)),
+        "Along each sweep (exploratory)": spans_section(a),
         "Sweeps": sweep_tables(a, info["splits"]["test"]["count"]),
         "Width or depth at equal cost": matched_cost_section(a),
         "Scaling with width": scaling_section(a),
