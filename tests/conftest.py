@@ -9,14 +9,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# For the tests of the committed results (dvc.lock, metrics, plots) while they are stale.
-STALE_RESULTS = pytest.mark.xfail(
-    strict=True,
-    reason="committed results stale: issues #14-#17 changed every stage's code and params.yaml declares the "
-    "study of #17, not trained yet (README, The answer); "
-    "strict: once the study is rerun this passes, and the mark must go",
-)
-
 DEFAULT_PARAMS = {
     "data": {"dataset": "cifar10", "sources": [], "sha256": None},
     "prepare": {"val_size": 10, "seed": 0},

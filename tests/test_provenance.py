@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, STALE_RESULTS
+from tests.conftest import ROOT
 from widthdepth import provenance, runtime
 from widthdepth.stage import StageError
 
@@ -84,7 +84,6 @@ def test_an_unknown_backend_names_the_params_key() -> None:
         runtime.configure("theano")
 
 
-@STALE_RESULTS
 def test_the_committed_dvc_lock_records_the_code_at_head() -> None:
     """The committed results were computed by the code as it is: every code dep's hash in dvc.lock matches the file."""
     locked = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests import browser
-from tests.conftest import ROOT, STALE_RESULTS
+from tests.conftest import ROOT
 from tests.repos import (
     TINY_MODELS,
     clone,
@@ -59,7 +59,6 @@ def loaded_plots(repo: Path) -> dict[str, list]:
     return shown["data"]
 
 
-@STALE_RESULTS  # the committed plots are of the models declared before the study of issue #17
 def test_a_fresh_clone_of_main_shows_every_plot_without_a_remote(tmp_path: Path) -> None:
     repo = clone(ROOT, tmp_path / "main")
     assert dvc(repo, "remote", "list").strip() == ""
