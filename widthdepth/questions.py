@@ -1,4 +1,4 @@
-"""The study's primary questions (`report.primary` in params.yaml), declared before the run.
+"""The study's primary questions (`report.primary` in params.yaml), declared before their results are seen.
 
 Each is a difference between two declared models' mean test accuracy (the first minus the
 second); the report answers them as one family, Holm-controlled at 5% family-wise, and labels

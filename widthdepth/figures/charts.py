@@ -161,7 +161,8 @@ def plot_scaling(fits: list[ScalingFit], path: Path) -> None:
             label = (
                 f"alpha {fit.alpha.value:.3f}"
                 if fit.check
-                else "fit not cited: its held-out check " + ("failed" if fit.check is False else "is impossible")
+                else "fit not cited: its held-out check on validation "
+                + ("failed" if fit.check is False else "is impossible")
             )
             line = ax.plot(x, [1 - p.estimate.value for p in points], "o", label=f"{fit.sweep.title}: {label}")[0]
             grid = np.geomspace(min(x), max(x), 50)
