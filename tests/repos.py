@@ -59,6 +59,9 @@ def pipeline_repo(folder: Path) -> Path:
     for recipe in params["recipes"].values():
         recipe.update(epochs=1, batch_size=8, warmup_epochs=min(recipe["warmup_epochs"], 1))
     params["models"] = TINY_MODELS
+    params["report"]["primary"] = {
+        "width": {"question": "Does width pay (8 against 4 filters)?", "models": ["tiny_alex_w8", "tiny_alex"]}
+    }
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (repo / "dvc.yaml").write_text(sync_dvc_yaml.synced((repo / "dvc.yaml").read_text(), params["models"]))
     git(folder, "init", "-q", "-b", "main", str(repo))
