@@ -26,7 +26,7 @@ from widthdepth.params import Data, Recipe
 from widthdepth.questions import ReportParams
 from widthdepth.results import CURVES
 from widthdepth.stage import read_json
-from widthdepth.statistics import Estimate, mean_estimate, sampling_interval
+from widthdepth.statistics import mean_estimate, sampling_interval
 from widthdepth.study import (
     COLLAPSE_RATIO,
     COSTS,
@@ -508,8 +508,6 @@ def notebook_section(a: Analysis, reference: dict[str, float]) -> list[str]:
         scored = [run for run in group.runs if math.isfinite(run.curves["val_accuracy"][-1])]
         last = mean_estimate([run.curves["val_accuracy"][-1] for run in scored])
         best = mean_estimate([max(run.curves["val_accuracy"]) for run in scored])
-        all_seeds = mean_estimate([run.test_accuracy for run in group.runs if math.isfinite(run.test_accuracy)])
-        survivors = group.estimate if group.good else Estimate(math.nan)
         failed = len(group.runs) - len(group.good)
         rows.append(
             [
@@ -517,8 +515,8 @@ def notebook_section(a: Analysis, reference: dict[str, float]) -> list[str]:
                 f"{number:.3f}",
                 last.text(),
                 best.text(),
-                all_seeds.text(),
-                survivors.text() if group.good else "-",
+                (group.as_scored or group.estimate).text(),  # every seed as scored: the same when none failed
+                group.estimate.text() if group.good else "-",
                 f"{failed} of {len(group.runs)}",
             ]
         )

@@ -38,10 +38,13 @@ class Estimate:
         no interval can be drawn from it."""
         return not math.isfinite(self.value) or (self.se is not None and (self.se == 0 or not math.isfinite(self.se)))
 
+    @property
+    def has_interval(self) -> bool:
+        """A standard error at one degree of freedom or more, and no degenerate input."""
+        return self.se is not None and self.df >= 1 and not self.degenerate
+
     def half_width(self, level: float = 0.95) -> float | None:
-        if self.se is None or self.df < 1 or self.degenerate:
-            return None
-        return t_quantile(self.df, level) * self.se
+        return t_quantile(self.df, level) * self.se if self.has_interval else None
 
     def interval(self, level: float = 0.95) -> tuple[float, float] | None:
         half = self.half_width(level)
@@ -50,9 +53,7 @@ class Estimate:
     @property
     def p_value(self) -> float | None:
         """Two-sided p-value of the value being 0 (Student's t at this df), or None without an interval."""
-        if self.half_width() is None:
-            return None
-        return float(2 * stats.t.sf(abs(self.value) / self.se, self.df))
+        return float(2 * stats.t.sf(abs(self.value) / self.se, self.df)) if self.has_interval else None
 
     def text(self, signed: bool = False) -> str:
         """`0.6100 ± 0.0254` (95%), `+0.0110 ± ...` when `signed`, the value alone for one seed, and a flag

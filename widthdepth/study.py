@@ -538,7 +538,7 @@ def primary_answers(
         else:
             pair = paired(outcomes[question.models[0]][1], outcomes[question.models[1]][1])
         answers.append(Answer(name, question, first, second, estimate, None, pair, unpaired))
-    tested = [a for a in answers if a.estimate.p_value is not None]
+    tested = [a for a in answers if a.estimate.has_interval]
     for answer, adjusted in zip(tested, holm([a.estimate.p_value for a in tested])):
         answer.holm_p = adjusted
     return answers
@@ -586,8 +586,11 @@ def primary_power(answers: list[Answer], margin: float) -> list[float | None]:
         return []
     questions = {a.name: a.question for a in answers}
     groups = {name: group for a in answers for name, group in zip(a.question.models, (a.first, a.second))}
-    noise = {name: mean_estimate([r.test_accuracy for r in g.good]).se for name, g in groups.items()}
-    noise = {name: se * math.sqrt(len(groups[name].good)) if se else None for name, se in noise.items()}
+    noise = {
+        name: float(np.std([r.test_accuracy for r in g.good], ddof=1)) if len(g.good) > 1 else None
+        for name, g in groups.items()
+    }
+    noise = {name: sd or None for name, sd in noise.items()}  # seeds that do not vary: no spread to draw from
     seeds = min(len(g.runs) for g in groups.values())
     power = []
     for i, answer in enumerate(answers):
